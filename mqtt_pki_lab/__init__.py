@@ -1,0 +1,76 @@
+"""mqtt-pki-lab: build a private Certificate Authority for MQTT over mutual TLS, step by step.
+
+The package follows one picture: a CA makes ``ca.key`` and ``ca.crt``; the broker and the client each
+make a key and a CSR and receive a certificate signed with ``ca.key``; each side ends with the three
+files it needs. The main objects:
+
+- :class:`Lab`, :class:`BuildOptions`, :data:`STEPS`, :class:`LabState`: the diagram's arrows as data,
+  and a lab folder to run them in (``Lab("pki").build()``).
+- :func:`mutual_tls_handshake`: prove the files work, in memory.
+- :func:`generate_key`, :func:`create_ca_certificate`, :func:`create_csr`, :func:`sign_csr`: the single
+  arrows, for your own scripts.
+
+Names are imported lazily, so ``import mqtt_pki_lab`` stays fast and never imports Jupyter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Lab": "steps", "BuildOptions": "steps", "LabState": "steps", "Step": "steps", "StepResult": "steps",
+    "STEPS": "steps", "build": "steps", "get_step": "steps",
+    "LabError": "errors", "InputError": "errors", "RefusedError": "errors",
+    "KEY_TYPES": "keys", "generate_key": "keys", "load_private_key": "keys", "save_key": "keys",
+    "create_ca_certificate": "ca", "create_csr": "csr", "sign_csr": "sign",
+    "load_certificate": "pem", "load_csr": "pem",
+    "mutual_tls_handshake": "handshake", "HandshakeResult": "handshake",
+    "explain_file": "explain",
+    "verify_lab": "verify", "VerifyReport": "verify", "Check": "checks",
+    "Diagnosis": "diagnose", "diagnose_tls_failure": "diagnose",
+    "break_lab": "breakit", "Scenario": "breakit", "SCENARIOS": "breakit",
+    "mqtt_check": "mqtt_check", "MqttCheckReport": "mqtt_check", "MqttOutcome": "mqtt_check",
+    "mqtt_round_trip": "mqtt_client", "RoundTrip": "mqtt_client",
+    "EmbeddedBroker": "broker_embedded", "MosquittoBroker": "mosquitto", "mosquitto_conf": "mosquitto",
+    "mosquitto_conf_text": "export", "paho_snippet": "export", "client_commands": "export",
+    "trust_graph": "graph", "TrustGraph": "graph",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .breakit import SCENARIOS, Scenario, break_lab
+    from .broker_embedded import EmbeddedBroker
+    from .ca import create_ca_certificate
+    from .checks import Check
+    from .csr import create_csr
+    from .diagnose import Diagnosis, diagnose_tls_failure
+    from .errors import InputError, LabError, RefusedError
+    from .explain import explain_file
+    from .export import client_commands, mosquitto_conf_text, paho_snippet
+    from .graph import TrustGraph, trust_graph
+    from .handshake import HandshakeResult, mutual_tls_handshake
+    from .keys import KEY_TYPES, generate_key, load_private_key, save_key
+    from .mosquitto import MosquittoBroker, mosquitto_conf
+    from .mqtt_check import MqttCheckReport, MqttOutcome, mqtt_check
+    from .mqtt_client import RoundTrip, mqtt_round_trip
+    from .pem import load_certificate, load_csr
+    from .sign import sign_csr
+    from .steps import STEPS, BuildOptions, Lab, LabState, Step, StepResult, build, get_step
+    from .verify import VerifyReport, verify_lab
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mqtt_pki_lab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

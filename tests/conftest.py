@@ -1,0 +1,101 @@
+"""Shared fixtures: built labs, the CLI as a subprocess, and real components that must not be skipped in CI.
+
+Tests that need a real program (mosquitto, dot, chromium, python3.13) call :func:`require`. Locally
+they skip with the reason when it is missing; when ``CI`` (or ``MQTT_PKI_LAB_REQUIRE_ALL``) is set in
+the environment, a missing component is a *failure*, so nothing silently stops being tested in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mqtt_pki_lab.steps import BuildOptions, Lab
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def components_required() -> bool:
+    """True in CI: missing real components fail the tests instead of skipping them."""
+    return any(os.environ.get(v, "").lower() not in ("", "0", "false", "no")
+               for v in ("CI", "MQTT_PKI_LAB_REQUIRE_ALL"))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (locally) or fail (in CI) when a real component the test needs is missing."""
+    if condition:
+        return
+    if components_required():
+        pytest.fail(f"required component missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def require_program(name: str, install_hint: str = "") -> str:
+    """The absolute path of ``name`` on PATH, or skip/fail as :func:`require` does."""
+    path = shutil.which(name)
+    require(path is not None, f"{name} is not installed{(': ' + install_hint) if install_hint else ''}")
+    return path  # type: ignore[return-value]
+
+
+def python313() -> str | None:
+    """A working Python 3.13 interpreter: ``$MQTT_PKI_LAB_PYTHON313``, pyenv's, or one on PATH; else None.
+
+    Only the standard library is needed of it (the tests that use it run stdlib-only scripts).
+    """
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [os.environ.get("MQTT_PKI_LAB_PYTHON313")]
+    candidates += sorted((str(p) for p in pyenv_root.glob("versions/3.13*/bin/python3.13")), reverse=True)
+    candidates += [shutil.which("python3.13")]
+    for candidate in candidates:
+        if not candidate or not Path(candidate).exists():
+            continue
+        probe = subprocess.run([candidate, "-c", "import ssl, sys; print(sys.version_info[:2] == (3, 13))"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def built_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete lab (arrows 1-9, EC P-256 defaults), built once per session. Do not modify it."""
+    root = tmp_path_factory.mktemp("lab") / "pki"
+    Lab(root).build_all()
+    return root
+
+
+@pytest.fixture
+def lab_copy(built_lab: Path, tmp_path: Path) -> Path:
+    """A private copy of the built lab that a test may change."""
+    target = tmp_path / "pki"
+    shutil.copytree(built_lab, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build (and cache) a lab for given :class:`BuildOptions` fields, e.g. ``lab_factory(key_type="rsa-2048")``."""
+    cache: dict[tuple, Path] = {}
+
+    def make(**options) -> Path:
+        key = tuple(sorted(options.items()))
+        if key not in cache:
+            root = tmp_path_factory.mktemp("lab") / "pki"
+            Lab(root, BuildOptions(**options)).build_all()
+            cache[key] = root
+        return cache[key]
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mqtt_pki_lab ARGS`` as a real process; return the completed process."""
+    return subprocess.run([sys.executable, "-m", "mqtt_pki_lab", *args], cwd=cwd, input=input, text=True,
+                          capture_output=True, timeout=timeout, env=env)

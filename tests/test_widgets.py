@@ -1,0 +1,123 @@
+"""Widget callbacks, in process: a click makes the files, updates the state and the graph.
+
+ipywidgets' ``Button.click()`` fires the callbacks without a kernel or a browser; the browser test
+(tests/test_browser.py) checks the same panel renders and responds in a real JupyterLab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ipywidgets", reason="the lab extra is not installed (pip install -e '.[lab]')")
+
+from mqtt_pki_lab import layout as L  # noqa: E402
+from mqtt_pki_lab.errors import LabError  # noqa: E402
+from mqtt_pki_lab.exercises import QUESTIONS, check, check_diagnosis  # noqa: E402
+from mqtt_pki_lab.steps import StepResult  # noqa: E402
+from mqtt_pki_lab.widgets import BreakItPanel, Quiz, StepPanel, svg_html  # noqa: E402
+
+
+def test_a_click_makes_the_file_updates_state_and_graph(tmp_path: Path) -> None:
+    panel = StepPanel(tmp_path / "pki", steps=["ca-key", "ca-cert"])
+    assert list(panel.buttons) == ["ca-key", "ca-cert"]
+    assert not panel.buttons["ca-key"].disabled and panel.buttons["ca-cert"].disabled
+    before = panel.graph_view.value
+    panel.buttons["ca-key"].click()
+    assert isinstance(panel.last, StepResult)
+    assert (tmp_path / "pki" / "ca" / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert panel.buttons["ca-key"].button_style == "success" and not panel.buttons["ca-cert"].disabled
+    assert panel.graph_view.value != before and panel.graph_view.value.startswith("<svg")
+    assert "ca/ca.key" in panel.output.value and "SECRET" in panel.output.value
+    assert "PRIVATE KEY" not in panel.output.value
+
+
+def test_inputs_flow_into_the_files(tmp_path: Path) -> None:
+    panel = StepPanel(tmp_path / "pki")
+    panel.key_type.value = "ed25519"
+    panel.server_names.value = "mqtt.example.com, 192.0.2.10"
+    panel.client_name.value = "sensor-7"
+    panel.days.value = 30
+    results = panel.run_all()
+    assert [r.step.number for r in results] == list(range(1, 10))
+    text = (tmp_path / "pki" / "broker" / "server.csr").read_text()
+    from mqtt_pki_lab.pem import load_certificate
+
+    server = load_certificate(tmp_path / "pki" / "broker" / "server.crt")
+    assert "mqtt.example.com" in server.subject.rfc4514_string() and text
+    client = load_certificate(tmp_path / "pki" / "client" / "client.crt")
+    assert "CN=sensor-7" in client.subject.rfc4514_string()
+    assert (client.not_valid_after_utc - client.not_valid_before_utc).days <= 31
+    assert panel.progress.value == panel.progress.max == 9
+    assert panel.run_rest.disabled and not panel.verify_button.disabled
+
+
+def test_bad_input_becomes_a_message_not_an_exception(tmp_path: Path) -> None:
+    panel = StepPanel(tmp_path / "pki")
+    panel.server_names.value = "bad name!"
+    panel.buttons["ca-key"].click()
+    assert isinstance(panel.last, LabError)
+    assert "not a valid host name" in panel.output.value
+    assert not (tmp_path / "pki" / "ca" / "ca.key").exists()
+    assert not panel.buttons["ca-key"].disabled  # usable again after the error
+
+
+def test_verify_and_handshake_buttons_colour_the_graph(lab_copy: Path) -> None:
+    panel = StepPanel(lab_copy)
+    assert panel.run_rest.disabled
+    panel.verify_button.click()
+    assert panel.last.ok
+    assert "#1b7f3b" in panel.graph_view.value  # the green of a verified file / passed handshake
+    panel.buttons["handshake"].click()
+    assert panel.last.ok and panel.proof.ok
+    (lab_copy / "client" / "ca.crt").write_bytes((lab_copy / "broker" / "server.crt").read_bytes())
+    panel.verify()
+    assert not panel.last.ok and "#b3261e" in panel.graph_view.value  # red: failed
+
+
+def test_break_it_panel_hides_the_scenario_and_hints(built_lab: Path, tmp_path: Path) -> None:
+    panel = BreakItPanel(built_lab, tmp_path / "exercises", seed=3)
+    report = panel.break_copy()  # a mystery
+    assert not report.ok and panel.scenario is not None
+    assert panel.scenario.title not in panel.output.value
+    wrong = 1 if panel.scenario.expected.arrow != 1 else 2
+    assert not panel.check_answer(wrong).correct and "Hint" in panel.feedback_view.value
+    assert panel.check_answer(panel.scenario.expected.arrow).correct
+    assert (tmp_path / "exercises" / "broken-1").is_dir()
+    panel.break_copy("client-expired")
+    assert (tmp_path / "exercises" / "broken-2").is_dir()
+    assert panel.check_answer(8).correct
+
+
+def test_quiz_widget_and_every_question_has_its_answers_among_choices() -> None:
+    for question in QUESTIONS.values():
+        assert question.answers <= set(question.choices), question.id
+        assert check(question.id, sorted(question.answers)).correct
+        wrong = next(c for c in question.choices if c not in question.answers)
+        feedback = check(question.id, wrong)
+        assert not feedback.correct and feedback.message.startswith("Not quite. Hint:")
+    quiz = Quiz("ca-signs-with")
+    quiz.choices.value = "ca.crt"
+    quiz.button.click()
+    assert not quiz.feedback.correct
+    quiz.choices.value = "ca.key"
+    quiz.button.click()
+    assert quiz.feedback.correct and "Right" in quiz.view.value
+
+
+def test_answers_that_are_not_choices_get_guidance_not_errors() -> None:
+    assert "not one of the choices" in check("ca-signs-with", "my.key").message
+    assert "No answer given" in check("ca-signs-with", None).message
+    assert "There is no question" in check("nope", "x").message
+    assert "number of an arrow" in check_diagnosis("client-expired", "eleven").message
+
+
+def test_svg_html_strips_the_prolog() -> None:
+    assert svg_html('<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg width="1"></svg>') == '<svg width="1"></svg>'
+
+
+def test_layout_files_all_appear_in_the_panel_graph(tmp_path: Path) -> None:
+    panel = StepPanel(tmp_path / "pki")
+    for file in L.ALL_FILES:
+        assert file.name in panel.graph_view.value
