@@ -1,0 +1,438 @@
+"""Break it on purpose: a catalogue of the ways a working PKI goes wrong, for students to diagnose.
+
+Each :class:`Scenario` copies a working lab folder and breaks it in one way a real deployment breaks:
+the client trusts the wrong CA, a certificate expired, the broker's certificate lacks the name the
+client dials, the CA was made again after the leaves were signed... The broken files are made with the
+package's own builders (:func:`~mqtt_pki_lab.ca.create_ca_certificate`, :func:`~mqtt_pki_lab.sign.sign_csr`,
+the profile's extensions), so they differ from good ones in exactly one respect.
+
+>>> break_lab("pki", "client-trusts-wrong-ca", "broken")   # doctest: +SKIP
+>>> print(verify_lab("broken").diagnosis)                  # doctest: +SKIP
+
+A student runs ``mqtt-pki-lab verify broken`` (or a real broker and client) and explains the failure;
+each scenario carries the diagnosis it expects, and the tests check that ``verify`` gives exactly that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from . import layout as L
+from .ca import create_ca_certificate, signature_hash
+from .csr import create_csr
+from .errors import InputError, RefusedError
+from .files import read_bytes, write_atomic
+from .keys import PrivateKey, generate_key, is_encrypted_key_pem, key_kind, load_private_key, save_key
+from .pem import load_certificate, load_csr, save_pem
+from .profile import ca_extensions, leaf_extensions, subject, validity
+from .sign import csr_names, sign_csr
+
+if TYPE_CHECKING:
+    from .verify import VerifyReport
+
+#: The name of the CA that is *not* the lab's: a foreign CA, made with the same API as the real one.
+FOREIGN_CA_NAME = "Foreign Root CA"
+#: A name the broker's certificate is issued for in place of the name the client connects to.
+OTHER_SERVER_NAME = "mqtt.example.com"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The diagnosis ``verify`` must give for a scenario."""
+
+    code: str
+    """:attr:`Diagnosis.code <mqtt_pki_lab.diagnose.Diagnosis.code>` of the overall diagnosis."""
+    arrow: int
+    """The arrow of the diagram at fault."""
+    file: str
+    """The file at fault, relative to the lab folder."""
+    phrase: str
+    """Words the diagnosis text contains."""
+    handshake: str | None
+    """The code of the handshake's own diagnosis (from OpenSSL's words alone), or None when the
+    handshake still passes (the problem is not one TLS can see)."""
+
+    def mismatches(self, report: VerifyReport) -> list[str]:
+        """How ``report`` differs from this expectation (empty when verify diagnosed it exactly)."""
+        diagnosis, handshake = report.diagnosis, report.handshake
+        found = [] if not report.ok else ["verify passed"]
+        if diagnosis is None:
+            return [*found, "no diagnosis"]
+        for what, want, got in (("code", self.code, diagnosis.code), ("arrow", self.arrow, diagnosis.arrow),
+                                ("file", self.file, diagnosis.file)):
+            if want != got:
+                found.append(f"{what} {got!r} instead of {want!r}")
+        if self.phrase not in str(diagnosis):
+            found.append(f"the diagnosis does not say {self.phrase!r}")
+        got_handshake = None if handshake is None or handshake.ok or handshake.diagnosis is None \
+            else handshake.diagnosis.code
+        if (handshake is None or not handshake.ok) and self.handshake is None:
+            found.append("the handshake failed")
+        elif got_handshake != self.handshake:
+            found.append(f"handshake diagnosis {got_handshake!r} instead of {self.handshake!r}")
+        return found
+
+
+class _Work:
+    """The lab copy being broken, with its files loaded on demand."""
+
+    def __init__(self, root: Path, passphrase: bytes | None) -> None:
+        self.root = root
+        self.passphrase = passphrase
+
+    def key(self, file: L.LabFile) -> PrivateKey:
+        return load_private_key(file.path(self.root), self.passphrase if _encrypted(file.path(self.root)) else None)
+
+    def save_key(self, key: PrivateKey, file: L.LabFile) -> None:
+        """Replace a key, encrypted with the passphrase when the key it replaces was (0600 either way)."""
+        path = file.path(self.root)
+        save_key(key, path, self.passphrase if path.exists() and _encrypted(path) else None)
+
+    def cert(self, file: L.LabFile) -> x509.Certificate:
+        return load_certificate(file.path(self.root))
+
+    def csr(self, file: L.LabFile) -> x509.CertificateSigningRequest:
+        return load_csr(file.path(self.root))
+
+    def key_type(self) -> str:
+        """The key type the lab was built with (read from client.key), to make look-alike keys."""
+        kind = key_kind(self.key(L.CLIENT_KEY))
+        by_kind = {"EC P-256": "ec-p256", "EC P-384": "ec-p384", "RSA 2048": "rsa-2048", "RSA 3072": "rsa-3072",
+                   "RSA 4096": "rsa-4096", "Ed25519": "ed25519"}
+        return by_kind.get(kind, "ec-p256")
+
+    def ca_name(self) -> str:
+        cns = self.cert(L.CA_CERT).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(cns[0].value)
+
+    def save_cert(self, cert: x509.Certificate, *files: L.LabFile) -> None:
+        for file in files:
+            save_pem(cert, file.path(self.root))
+
+    def hand_out(self) -> None:
+        """Arrow 9 again: copy ca/ca.crt to the broker and the client."""
+        data = read_bytes(L.CA_CERT.path(self.root))
+        for copy in (L.BROKER_CA, L.CLIENT_CA):
+            write_atomic(copy.path(self.root), data, secret=False)
+
+
+def _encrypted(path: Path) -> bool:
+    return is_encrypted_key_pem(read_bytes(path))
+
+
+def issue(csr: x509.CertificateSigningRequest, ca_cert: x509.Certificate, ca_key: PrivateKey, role: str, *,
+          names: list[str] | None = None, not_before: dt.datetime | None = None, days: int = 30
+          ) -> x509.Certificate:
+    """Sign ``csr`` with the profile of ``role`` like :func:`~mqtt_pki_lab.sign.sign_csr`, but with the
+    names and the validity window forced: what a careless (or broken) CA would do.
+
+    ``not_before`` in the past with few ``days`` makes an expired certificate; in the future, one not
+    yet valid. ``names`` replaces the names the CSR asks for.
+    """
+    names = names or csr_names(csr)
+    window = validity(days, now=(not_before or dt.datetime.now(dt.timezone.utc)))
+    issuer_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (x509.CertificateBuilder().subject_name(subject(names[0])).issuer_name(ca_cert.subject)
+               .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(window.not_before).not_valid_after(window.not_after))
+    for extension, critical in leaf_extensions(role, names, csr.public_key(), issuer_ski):
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(ca_key, signature_hash(ca_key))
+
+
+def foreign_ca(key_type: str = "ec-p256", name: str = FOREIGN_CA_NAME) -> tuple[PrivateKey, x509.Certificate]:
+    """A CA that is not the lab's: its own key and self-signed certificate, made with the lab's API."""
+    key = generate_key(key_type)
+    return key, create_ca_certificate(key, name)
+
+
+def _ca_with(work: _Work, change: Callable[[x509.ExtensionType, bool], tuple[x509.ExtensionType, bool]]
+             ) -> x509.Certificate:
+    """Re-make ca.crt with the same key, name and window, one extension changed by ``change``."""
+    old, key = work.cert(L.CA_CERT), work.key(L.CA_KEY)
+    builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(old.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(old.not_valid_before_utc).not_valid_after(old.not_valid_after_utc))
+    for extension, critical in ca_extensions(key.public_key()):
+        extension, critical = change(extension, critical)
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, signature_hash(key))
+
+
+# --- the breakers: each changes the lab copy in one way --------------------------------------------------
+
+def _trust_foreign(copy: L.LabFile) -> Callable[[_Work], None]:
+    def breaker(work: _Work) -> None:
+        _, cert = foreign_ca(work.key_type())
+        work.save_cert(cert, copy)
+    return breaker
+
+
+def _client_cert_from_foreign_ca(work: _Work) -> None:
+    key, ca = foreign_ca(work.key_type())
+    work.save_cert(sign_csr(work.csr(L.CLIENT_CSR), ca, key, "client"), L.CLIENT_CERT)
+
+
+def _client_without_certificate(work: _Work) -> None:
+    L.CLIENT_CERT.path(work.root).unlink()
+
+
+def _client_key_made_again(work: _Work) -> None:
+    work.save_key(generate_key(work.key_type()), L.CLIENT_KEY)
+
+
+def _window(role: str, cert_file: L.LabFile, csr_file: L.LabFile, start_days: int, days: int
+            ) -> Callable[[_Work], None]:
+    def breaker(work: _Work) -> None:
+        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=start_days)
+        cert = issue(work.csr(csr_file), work.cert(L.CA_CERT), work.key(L.CA_KEY), role, not_before=start,
+                     days=days)
+        work.save_cert(cert, cert_file)
+    return breaker
+
+
+def _server_without_name(work: _Work) -> None:
+    cert = issue(work.csr(L.SERVER_CSR), work.cert(L.CA_CERT), work.key(L.CA_KEY), "broker",
+                 names=[OTHER_SERVER_NAME], days=365)
+    work.save_cert(cert, L.SERVER_CERT)
+
+
+def _swap_role(source: str, target: str) -> Callable[[_Work], None]:
+    """Give ``target`` the certificate and key of ``source`` (a student copying the wrong files)."""
+    def breaker(work: _Work) -> None:
+        for kind in ("cert", "key"):
+            src, dst = (_role_file(source, kind), _role_file(target, kind))
+            write_atomic(dst.path(work.root), read_bytes(src.path(work.root)), secret=kind == "key")
+    return breaker
+
+
+def _role_file(role: str, kind: str) -> L.LabFile:
+    files = {("broker", "cert"): L.SERVER_CERT, ("broker", "key"): L.SERVER_KEY,
+             ("client", "cert"): L.CLIENT_CERT, ("client", "key"): L.CLIENT_KEY}
+    return files[(role, kind)]
+
+
+def _ca_without_keycertsign(work: _Work) -> None:
+    def change(extension: x509.ExtensionType, critical: bool) -> tuple[x509.ExtensionType, bool]:
+        if isinstance(extension, x509.KeyUsage):
+            return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                 data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                 crl_sign=True, encipher_only=False, decipher_only=False), critical
+        return extension, critical
+    work.save_cert(_ca_with(work, change), L.CA_CERT)
+    work.hand_out()
+
+
+def _ca_basic_constraints_not_critical(work: _Work) -> None:
+    def change(extension: x509.ExtensionType, critical: bool) -> tuple[x509.ExtensionType, bool]:
+        return extension, (False if isinstance(extension, x509.BasicConstraints) else critical)
+    work.save_cert(_ca_with(work, change), L.CA_CERT)
+    work.hand_out()
+
+
+def _weak_server_key(work: _Work) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    names = csr_names(work.csr(L.SERVER_CSR))
+    csr = create_csr(key, "broker", names)
+    work.save_key(key, L.SERVER_KEY)
+    save_pem(csr, L.SERVER_CSR.path(work.root))
+    work.save_cert(sign_csr(csr, work.cert(L.CA_CERT), work.key(L.CA_KEY), "broker"), L.SERVER_CERT)
+
+
+def _ca_made_again(work: _Work) -> None:
+    # Arrows 1, 2 and 9 again, with the same name and key type: the leaves still name this CA as their
+    # issuer, but the new ca.key did not sign them.
+    key = generate_key(work.key_type())
+    cert = create_ca_certificate(key, work.ca_name())
+    work.save_key(key, L.CA_KEY)
+    work.save_cert(cert, L.CA_CERT)
+    work.hand_out()
+
+
+def _ca_key_leaked(work: _Work) -> None:
+    leaked = work.root / "broker" / "ca.key"
+    write_atomic(leaked, read_bytes(L.CA_KEY.path(work.root)), secret=True)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One way to break a working PKI, and the diagnosis ``verify`` must give for it."""
+
+    id: str
+    title: str
+    breaks: str
+    """What it breaks, as it would happen in real life."""
+    expected: Expected
+    breaker: Callable[[_Work], None]
+
+    def apply(self, src: str | Path, out: str | Path, passphrase: bytes | None = None) -> Path:
+        """Copy the working lab ``src`` to ``out`` (which must not exist) and break the copy."""
+        return break_lab(src, self, out, passphrase)
+
+    def __str__(self) -> str:
+        return f"{self.id}: {self.title}"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("client-trusts-wrong-ca", "the client trusts the wrong CA",
+             "client/ca.crt is the certificate of another CA (a copy from another course, another project).",
+             Expected("untrusted-issuer", 9, "client/ca.crt", "client does not trust", "untrusted-issuer"),
+             _trust_foreign(L.CLIENT_CA)),
+    Scenario("broker-trusts-wrong-ca", "the broker trusts the wrong CA",
+             "broker/ca.crt is the certificate of another CA, so the broker cannot check the client.",
+             Expected("untrusted-issuer", 9, "broker/ca.crt", "broker does not trust", "untrusted-issuer"),
+             _trust_foreign(L.BROKER_CA)),
+    Scenario("client-cert-foreign-ca", "the client's certificate comes from a foreign CA",
+             f"client.csr was signed by '{FOREIGN_CA_NAME}', not by the lab's ca.key.",
+             Expected("foreign-issuer", 8, "client/client.crt", FOREIGN_CA_NAME, "untrusted-issuer"),
+             _client_cert_from_foreign_ca),
+    Scenario("client-no-certificate", "the client presents no certificate",
+             "client/client.crt is missing (arrow 8 never done): the client connects without a certificate.",
+             Expected("no-client-cert", 8, "client/client.crt", "no certificate", "no-client-cert"),
+             _client_without_certificate),
+    Scenario("key-mismatch", "the client's key and certificate do not belong together",
+             "client.key was generated again (arrow 6 re-run) after client.crt was signed.",
+             Expected("key-mismatch", 6, "client/client.key", "does not belong", "key-mismatch"),
+             _client_key_made_again),
+    Scenario("client-expired", "the client's certificate has expired",
+             "client.crt was valid for 30 days, a year ago.",
+             Expected("expired", 8, "client/client.crt", "expired", "expired"),
+             _window("client", L.CLIENT_CERT, L.CLIENT_CSR, start_days=-400, days=30)),
+    Scenario("server-not-yet-valid", "the broker's certificate is not valid yet",
+             "server.crt's validity starts in 30 days (a CA whose clock is ahead).",
+             Expected("not-yet-valid", 5, "broker/server.crt", "not valid yet", "not-yet-valid"),
+             _window("broker", L.SERVER_CERT, L.SERVER_CSR, start_days=30, days=365)),
+    Scenario("server-name-missing", "the broker's certificate lacks the name the client connects to",
+             f"server.crt's SAN lists only {OTHER_SERVER_NAME}: the CA dropped the names server.csr asked for "
+             "(as `openssl x509 -req` does without -copy_extensions).",
+             Expected("name-mismatch", 5, "broker/server.crt", "does not list", "name-mismatch"),
+             _server_without_name),
+    Scenario("server-cert-as-client", "the broker's certificate used as the client's",
+             "client/client.crt and client.key are copies of the broker's server.crt and server.key.",
+             Expected("wrong-purpose", 8, "client/client.crt", "clientAuth", "wrong-purpose"),
+             _swap_role("broker", "client")),
+    Scenario("client-cert-as-server", "the client's certificate used as the broker's",
+             "broker/server.crt and server.key are copies of the client's client.crt and client.key.",
+             Expected("wrong-purpose", 5, "broker/server.crt", "serverAuth", "wrong-purpose"),
+             _swap_role("client", "broker")),
+    Scenario("ca-without-keycertsign", "the CA certificate may not sign certificates",
+             "ca.crt was made again with the same key but without keyUsage keyCertSign, and handed out.",
+             Expected("ca-profile", 2, "ca/ca.crt", "keyCertSign", "ca-profile"),
+             _ca_without_keycertsign),
+    Scenario("ca-basic-constraints-not-critical", "the CA's basicConstraints is not critical",
+             "ca.crt was made again with basicConstraints CA:TRUE not marked critical, and handed out.",
+             Expected("ca-profile", 2, "ca/ca.crt", "critical", "ca-profile"),
+             _ca_basic_constraints_not_critical),
+    Scenario("weak-rsa-key", "the broker's key is RSA 1024",
+             "server.key is a 1024-bit RSA key (server.csr and server.crt made from it, properly signed).",
+             Expected("weak-key", 3, "broker/server.key", "1024", "weak-key"),
+             _weak_server_key),
+    Scenario("ca-regenerated", "the CA was made again after the certificates were signed",
+             "ca.key and ca.crt were generated again (same name) and handed out; server.crt and client.crt "
+             "were signed by the old ca.key: every certificate is orphaned.",
+             Expected("orphaned", 2, "ca/ca.crt", "orphaned", "untrusted-issuer"),
+             _ca_made_again),
+    Scenario("ca-key-leaked", "ca.key was copied into the broker's folder",
+             "broker/ca.key is a copy of the CA's secret key: whoever reads the broker's folder can now sign "
+             "certificates for anyone. The handshake still works; the PKI is compromised.",
+             Expected("secret-leak", 1, "broker/ca.key", "ca.key", None),
+             _ca_key_leaked),
+)
+SCENARIO_BY_ID: dict[str, Scenario] = {s.id: s for s in SCENARIOS}
+
+
+def get_scenario(scenario: str | Scenario) -> Scenario:
+    """A scenario by id, with the list of ids when there is no such scenario."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    try:
+        return SCENARIO_BY_ID[scenario]
+    except KeyError:
+        raise InputError("SCENARIO", f"unknown scenario {scenario!r}; choose one of: "
+                                     f"{', '.join(SCENARIO_BY_ID)}") from None
+
+
+def _check_source(src: Path) -> None:
+    if not src.is_dir():
+        raise InputError(src, "no such lab folder; build one first: mqtt-pki-lab build DIR")
+    missing = [f.relpath for f in L.ALL_FILES if not f.path(src).is_file()]
+    if missing:
+        raise InputError(src, f"not a complete lab (missing {', '.join(missing)}); the catalogue breaks a "
+                              "working PKI: run mqtt-pki-lab build first")
+
+
+def break_lab(src: str | Path, scenario: str | Scenario, out: str | Path, passphrase: bytes | None = None
+              ) -> Path:
+    """Copy the working lab ``src`` to ``out`` and break the copy as ``scenario`` says; return ``out``.
+
+    ``out`` must not exist: the catalogue never changes an existing folder. The copy keeps every
+    file's permissions (keys stay 0600) and is built aside, then renamed into place, so a failure
+    leaves nothing half-broken behind. ``passphrase`` unlocks an encrypted ``ca.key``.
+    """
+    scenario = get_scenario(scenario)
+    src, out = Path(src), Path(out)
+    if out.exists() or out.is_symlink():
+        raise RefusedError(out, "already exists; the catalogue writes a new folder and never changes an "
+                                "existing one: choose a new name")
+    _check_source(src)
+    if not out.parent.is_dir():
+        raise InputError(out.parent, "no such folder to create the broken lab in")
+    if out.resolve().is_relative_to(src.resolve()):
+        raise InputError(out, f"is inside the lab {src}; put the broken copy next to it, not in it")
+    work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        root = work_dir / "lab"
+        shutil.copytree(src, root, symlinks=True)  # copy2 keeps modes: keys stay 0600
+        scenario.breaker(_Work(root, passphrase))
+        root.rename(out)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One scenario of the catalogue, broken and verified: what verify said, and whether it was expected."""
+
+    scenario: Scenario
+    folder: Path
+    report: VerifyReport
+
+    @property
+    def mismatches(self) -> list[str]:
+        """How verify's answer differs from the expected diagnosis (empty when it is exactly right)."""
+        return self.scenario.expected.mismatches(self.report)
+
+    def __str__(self) -> str:
+        verdict = "as expected" if not self.mismatches else "UNEXPECTED: " + "; ".join(self.mismatches)
+        return f"{self.scenario.id}: {verdict}\n  {self.report.diagnosis}"
+
+
+def run_catalogue(src: str | Path, work_dir: str | Path, hostname: str = "localhost",
+                  passphrase: bytes | None = None, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Outcome]:
+    """Break ``src`` in every way of the catalogue (one folder per scenario in ``work_dir``, which must
+    exist) and verify each copy: the teacher's answer key, and the test of the diagnoses."""
+    from .verify import verify_lab
+
+    outcomes = []
+    for scenario in scenarios:
+        folder = break_lab(src, scenario, Path(work_dir) / scenario.id, passphrase)
+        outcomes.append(Outcome(scenario, folder, verify_lab(folder, hostname, passphrase)))
+    return outcomes
+
+
+def catalogue() -> str:
+    """The catalogue as text: one line per scenario, with what it breaks."""
+    width = max(len(s.id) for s in SCENARIOS)
+    return "\n".join(f"{s.id:<{width}}  {s.title}" for s in SCENARIOS)
+

@@ -1,0 +1,269 @@
+"""From a cryptic TLS error to the arrow of the diagram that went wrong, the file at fault, and the fix.
+
+Real TLS stacks explain a refusal in a few words of OpenSSL: ``tlsv1 alert unknown ca``,
+``certificate verify failed: unable to get local issuer certificate``, ``sslv3 alert unsupported
+certificate``. Each of those has one usual cause in this lab's picture:
+
+* the side that refused checks the *other* side's certificate against *its own* ``ca.crt``: "unknown CA"
+  means that ``ca.crt`` is not the CA that signed the other side's certificate (arrow 9, or 5/8);
+* "unsupported certificate purpose" means the other side's certificate is for the wrong role (EKU, arrow 5/8);
+* "hostname mismatch" means ``server.crt``'s SAN lacks the name the client dialled (arrows 4-5);
+* "peer did not return a certificate" means the client came without ``client.crt`` (arrow 8).
+
+:func:`diagnose_tls_failure` turns the OpenSSL words plus *who refused* into a :class:`Diagnosis`.
+The checks in :mod:`mqtt_pki_lab.checks` look at the files themselves and can be more precise; the MQTT
+face uses this module to explain a broker's or a client's refusal in the same words.
+
+>>> print(diagnose_tls_failure("tlsv1 alert unknown ca", "broker"))  # doctest: +ELLIPSIS
+arrow 9 (hand ca.crt to the broker and the client), broker/ca.crt: the broker does not trust ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import layout as L
+from .steps import STEP_BY_FILE, STEP_BY_ID, STEPS
+
+#: The arrow (step number of :data:`~mqtt_pki_lab.steps.STEPS`) that makes each file of the diagram.
+ARROW_OF: dict[L.LabFile, int] = {file: step.number for file, step in STEP_BY_FILE.items()}
+HANDSHAKE_ARROW = STEP_BY_ID["handshake"].number
+#: The short titles of the arrows, as in :data:`~mqtt_pki_lab.steps.STEPS`.
+ARROW_TITLES: dict[int, str] = {step.number: step.title for step in STEPS}
+SIDES = ("broker", "client")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What went wrong, in the diagram's words: the arrow at fault, the file, the problem and the fix.
+
+    ``code`` is a short stable name for the kind of problem (``untrusted-issuer``, ``wrong-purpose``...),
+    for programs and tests; people read ``str(diagnosis)``.
+    """
+
+    arrow: int | None
+    """The step number (1-10) of :data:`~mqtt_pki_lab.steps.STEPS` at fault, or None when unknown."""
+    file: str | None
+    """The file at fault, relative to the lab folder (``client/ca.crt``), or None when unknown."""
+    problem: str
+    fix: str
+    code: str = "unknown"
+
+    @property
+    def arrow_title(self) -> str | None:
+        """The title of the arrow at fault, e.g. ``CA: sign client.csr into client.crt``."""
+        return ARROW_TITLES.get(self.arrow) if self.arrow is not None else None
+
+    def __str__(self) -> str:
+        where = [f"arrow {self.arrow} ({self.arrow_title})"] if self.arrow is not None else []
+        where += [self.file] if self.file else []
+        head = ", ".join(where)
+        return f"{head}: {self.problem} Fix: {self.fix}" if head else f"{self.problem} Fix: {self.fix}"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        where = [f"arrow {self.arrow} ({escape(self.arrow_title or '')})"] if self.arrow is not None else []
+        where += [f"<code>{escape(self.file)}</code>"] if self.file else []
+        fix = f"<br><i>Fix:</i> {escape(self.fix)}"
+        return f"<div><b>{', '.join(where)}</b> {escape(self.problem)}{fix}</div>"
+
+
+def file_diagnosis(file: L.LabFile | str | None, problem: str, fix: str, code: str,
+                   arrow: int | None = None) -> Diagnosis:
+    """A :class:`Diagnosis` about one file of the lab; the arrow defaults to the one that makes it."""
+    if isinstance(file, L.LabFile):
+        return Diagnosis(arrow if arrow is not None else ARROW_OF[file], file.relpath, problem, fix, code)
+    return Diagnosis(arrow, file, problem, fix, code)
+
+
+def other(side: str) -> str:
+    """The other side of the connection: ``broker`` <-> ``client``."""
+    return "client" if side == "broker" else "broker"
+
+
+def trust_file(side: str) -> L.LabFile:
+    """The ``ca.crt`` copy a side checks the other side with."""
+    return L.BROKER_CA if side == "broker" else L.CLIENT_CA
+
+
+def cert_file(side: str) -> L.LabFile:
+    """The certificate a side presents: ``server.crt`` or ``client.crt``."""
+    return L.SERVER_CERT if side == "broker" else L.CLIENT_CERT
+
+
+def key_file(side: str) -> L.LabFile:
+    """The private key a side proves itself with: ``server.key`` or ``client.key``."""
+    return L.SERVER_KEY if side == "broker" else L.CLIENT_KEY
+
+
+def csr_file(side: str) -> L.LabFile:
+    """The CSR a side sends to the CA: ``server.csr`` or ``client.csr``."""
+    return L.SERVER_CSR if side == "broker" else L.CLIENT_CSR
+
+
+#: OpenSSL's words for each kind of failure, most specific first. Matching is on lower-case text, and
+#: underscores count as spaces (``SSLV3_ALERT_BAD_CERTIFICATE`` == ``sslv3 alert bad certificate``).
+_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("missing-file", ("no such file", "errno 2]", "is a directory")),
+    ("unreadable-file", ("permission denied", "errno 13]")),
+    ("bad-passphrase", ("bad decrypt", "bad password", "interrupted or cancelled")),
+    ("key-mismatch", ("key values mismatch",)),
+    ("weak-signature", ("md too weak", "digest algorithm too weak")),
+    ("weak-key", ("key too small", "key too weak")),
+    ("not-pem", ("pem lib", "no start line", "not enough data", "wrong tag", "header too long")),
+    ("no-client-cert", ("peer did not return a certificate", "certificate required")),
+    ("wrong-purpose", ("unsuitable certificate purpose", "unsupported certificate purpose",
+                       "alert unsupported certificate")),
+    ("name-mismatch", ("hostname mismatch", "ip address mismatch", "doesn't match", "does not match")),
+    ("expired", ("has expired", "alert certificate expired")),
+    ("not-yet-valid", ("not yet valid",)),
+    ("ca-profile", ("basic constraints", "key usage does not include certificate signing",
+                    "does not include key usage", "keyusage no certsign", "invalid ca certificate",
+                    "missing authority key identifier", "missing subject key identifier",
+                    "path length constraint exceeded", "invalid or inconsistent certificate extension")),
+    ("untrusted-issuer", ("unknown ca", "local issuer", "unable to get issuer", "self-signed certificate",
+                          "self signed certificate", "unable to verify the first certificate",
+                          "certificate signature failure", "alert decrypt error")),
+    ("bad-certificate", ("bad certificate", "certificate unknown", "certificate verify failed",
+                         "unsupported certificate")),
+    ("closed", ("eof occurred", "unexpected eof", "connection reset", "connection closed", "connection aborted")),
+)
+
+
+def classify(reason: str) -> str:
+    """The kind of failure OpenSSL's ``reason`` describes (a :class:`Diagnosis` code), or ``handshake``."""
+    text = reason.lower().replace("_", " ")
+    for code, patterns in _PATTERNS:
+        if any(p in text for p in patterns):
+            return code
+    return "handshake"
+
+
+def _is_load_failure(reason: str) -> bool:
+    """True when the refusing side failed on its *own* files (before talking to the other side)."""
+    text = reason.lower().replace("_", " ")
+    return "cannot load" in text or "ee key too small" in text or "ca md too weak" in text
+
+
+def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str | None = None) -> Diagnosis:
+    """Explain a failed TLS connection between the broker's files and the client's files.
+
+    ``reason`` is OpenSSL's text (``"tlsv1 alert unknown ca"``, ``"certificate verify failed: certificate
+    has expired"``...); ``refused_by`` is the side that refused: ``"broker"``, ``"client"``, or None when
+    unknown. The refusing side checked the *other* side's certificate against its *own* ``ca.crt``; for
+    errors loading files (``key values mismatch``, ``ee key too small``), the refusing side's own files
+    are at fault. ``hostname`` is the name the client connected to, when known.
+    """
+    reason = reason or ""
+    code = classify(reason)
+    side = refused_by if refused_by in SIDES else None
+    if side is None:
+        # Only one side can produce some failures; otherwise stay general.
+        side = {"no-client-cert": "broker", "name-mismatch": "client"}.get(code)
+    if side is None:
+        return _general(code, reason)
+    peer = other(side)
+    trust, peer_cert, peer_csr = trust_file(side).relpath, cert_file(peer).relpath, csr_file(peer).relpath
+    peer_arrow = ARROW_OF[cert_file(peer)]
+    name = f"{hostname!r}" if hostname else "the name the client connects to"
+
+    if code == "untrusted-issuer":
+        return file_diagnosis(
+            trust_file(side),
+            f"the {side} does not trust the CA that signed the {peer}'s certificate ({peer_cert}): "
+            f"its {trust} is not that CA's certificate.",
+            f"copy ca/ca.crt to {trust} (arrow 9); if {peer_cert} comes from another CA, have ca.key sign "
+            f"{peer_csr} again (arrow {peer_arrow}).", code)
+    if code == "no-client-cert":
+        return file_diagnosis(
+            L.CLIENT_CERT, "the broker requires a client certificate and the client presented none.",
+            "give the client client/client.crt and client/client.key (paho: tls_set(certfile=..., "
+            "keyfile=...); mosquitto_pub: --cert/--key).", code)
+    if code == "wrong-purpose":
+        wanted = "serverAuth" if peer == "broker" else "clientAuth"
+        return file_diagnosis(
+            cert_file(peer),
+            f"the {peer}'s certificate is not made for its role: the {side} needs extendedKeyUsage {wanted}.",
+            f"have the CA sign {csr_file(peer).relpath} as a {peer} certificate "
+            f"(arrow {ARROW_OF[cert_file(peer)]}), and give each side its own certificate.", code)
+    if code == "name-mismatch":
+        return file_diagnosis(
+            L.SERVER_CERT, f"the broker's certificate does not list {name} in its subjectAltName, so the "
+                           "client cannot tell it is talking to the right broker.",
+            "connect with a name the certificate lists, or make server.csr with that name (arrow 4, "
+            "--server-name NAME) and have the CA sign it again (arrow 5).", code)
+    if code in ("expired", "not-yet-valid"):
+        when = "has expired" if code == "expired" else "is not valid yet (its notBefore is in the future)"
+        return file_diagnosis(
+            cert_file(peer), f"the {peer}'s certificate {when}, or the CA certificate it chains to does.",
+            f"have the CA sign {csr_file(peer).relpath} again with a current validity period "
+            f"(arrow {ARROW_OF[cert_file(peer)]}); check the clocks of both machines.", code)
+    if code == "ca-profile":
+        return file_diagnosis(
+            L.CA_CERT, "the CA certificate does not pass strict X.509 checks (basicConstraints CA:TRUE must "
+                       "be critical and keyUsage must include keyCertSign).",
+            "make ca.crt again from ca.key with the lab's CA profile (arrow 2) and hand it out (arrow 9); "
+            "certificates signed by the same key and name stay valid.", code)
+    if code == "weak-key":
+        owner = side if _is_load_failure(reason) else peer
+        key = key_file(owner)
+        return file_diagnosis(
+            key, f"the {owner}'s key is too weak for OpenSSL's security level: RSA keys need at least 2048 bits "
+                 "(the CA's key too).",
+            f"generate {key.relpath} again with a strong key type (arrow {ARROW_OF[key]}), then make its CSR "
+            f"and have it signed (arrows {ARROW_OF[csr_file(owner)]}-{ARROW_OF[cert_file(owner)]}).", code)
+    if code == "weak-signature":
+        owner = side if _is_load_failure(reason) else peer
+        cert = cert_file(owner)
+        return file_diagnosis(
+            cert, f"{cert.relpath} (or the CA certificate) is signed with a digest OpenSSL refuses (SHA-1 or MD5).",
+            f"have the CA sign {csr_file(owner).relpath} again with SHA-256 (arrow {ARROW_OF[cert]}); if ca.crt "
+            "itself is signed with SHA-1, make it again (arrow 2).", code)
+    if code == "key-mismatch":
+        cert, key = cert_file(side), key_file(side)
+        return file_diagnosis(
+            cert, f"{cert.relpath} does not belong to {key.relpath}: the public key in the certificate is "
+                  "not the public half of the private key.",
+            f"make {csr_file(side).relpath} from {key.relpath} (arrow {ARROW_OF[csr_file(side)]}) and have "
+            f"the CA sign it (arrow {ARROW_OF[cert]}).", code)
+    if code in ("missing-file", "unreadable-file", "not-pem", "bad-passphrase"):
+        return _own_files(code, side, reason)
+    if code == "bad-certificate":
+        wanted = "serverAuth" if peer == "broker" else "clientAuth"
+        return file_diagnosis(
+            cert_file(peer), f"the {side} refused the {peer}'s certificate ({reason}) without saying why. The "
+                             f"usual causes: {peer_cert} is not signed by the CA in {trust}, it has expired or is "
+                             f"not valid yet, or it is not made for {wanted}"
+                             + (f", or it does not list {name}." if peer == "broker" else "."),
+            f"run `mqtt-pki-lab verify` on the lab folder: its checks name the exact problem with {peer_cert}.",
+            code)
+    return _general(code, reason, side)
+
+
+def _own_files(code: str, side: str, reason: str) -> Diagnosis:
+    files = ", ".join(f.relpath for f in L.OPERATING_FILES[side])
+    problem = {
+        "missing-file": f"one of the {side}'s files ({files}) is missing.",
+        "unreadable-file": f"the {side} may not read one of its files ({files}).",
+        "not-pem": f"one of the {side}'s files ({files}) is not a PEM file of the right kind.",
+        "bad-passphrase": f"{key_file(side).relpath} is encrypted and the passphrase is wrong or missing.",
+    }[code]
+    fix = {
+        "bad-passphrase": "give the passphrase the key was encrypted with.",
+        "unreadable-file": "let the user the program runs as read the file (keys 0600, owned by that user).",
+    }.get(code, "run `mqtt-pki-lab status` to see which step makes the file, and run it.")
+    return Diagnosis(None, key_file(side).relpath if code == "bad-passphrase" else None, problem, fix, code)
+
+
+def _general(code: str, reason: str, side: str | None = None) -> Diagnosis:
+    who = f"the {side}" if side else "one side"
+    if code == "closed":
+        return Diagnosis(HANDSHAKE_ARROW, None,
+                         f"{who} hung up during the handshake without a TLS alert ({reason}); some brokers "
+                         "(amqtt) refuse a client certificate that way.",
+                         "look in the broker's log for its reason, and run `mqtt-pki-lab verify` on the lab "
+                         "folder: its checks name the file at fault.", code)
+    return Diagnosis(HANDSHAKE_ARROW, None, f"{who} ended the handshake ({reason or 'no reason given'}).",
+                     "run `mqtt-pki-lab verify` on the lab folder: its checks look at every file before the "
+                     "handshake and name the one at fault.", code if code != "handshake" else "handshake")

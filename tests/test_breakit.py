@@ -1,0 +1,227 @@
+"""The break-it catalogue: every scenario breaks a copy in one way, and verify diagnoses exactly that."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO, python313, require, run_cli
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from mqtt_pki_lab import layout as L
+from mqtt_pki_lab.breakit import (
+    FOREIGN_CA_NAME,
+    SCENARIO_BY_ID,
+    SCENARIOS,
+    break_lab,
+    catalogue,
+    get_scenario,
+    run_catalogue,
+)
+from mqtt_pki_lab.errors import InputError, RefusedError
+from mqtt_pki_lab.files import mode_of
+from mqtt_pki_lab.keys import is_encrypted_key_pem
+from mqtt_pki_lab.pem import load_certificate
+from mqtt_pki_lab.verify import verify_lab
+
+IDS = [s.id for s in SCENARIOS]
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() + oct(mode_of(p))
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_catalogue_has_the_fourteen_cases_of_the_issue() -> None:
+    assert len(SCENARIOS) >= 14 and len(SCENARIO_BY_ID) == len(SCENARIOS)
+    covered = {s.expected.code for s in SCENARIOS}
+    assert {"untrusted-issuer", "foreign-issuer", "no-client-cert", "key-mismatch", "expired", "not-yet-valid",
+            "name-mismatch", "wrong-purpose", "ca-profile", "weak-key", "orphaned", "secret-leak"} <= covered
+    for scenario in SCENARIOS:
+        assert scenario.title and scenario.breaks and scenario.expected.phrase
+        assert 1 <= scenario.expected.arrow <= 10
+        assert scenario.id in catalogue()
+
+
+@pytest.mark.parametrize("scenario_id", IDS)
+def test_scenario_breaks_a_copy_and_verify_diagnoses_it_exactly(scenario_id: str, built_lab: Path,
+                                                                tmp_path: Path) -> None:
+    before = _digest(built_lab)
+    scenario = get_scenario(scenario_id)
+    out = break_lab(built_lab, scenario_id, tmp_path / "broken")
+    assert out == tmp_path / "broken" and out.is_dir()
+    assert _digest(built_lab) == before, "the source lab must not change"
+    assert _digest(out) != before
+    assert [p.name for p in tmp_path.iterdir()] == ["broken"], "no temporary folder left behind"
+    for key in [*out.rglob("*.key")]:
+        assert mode_of(key) == 0o600, key
+    assert mode_of(out / "ca") == 0o700
+
+    report = verify_lab(out)
+    assert not report.ok
+    diagnosis = report.diagnosis
+    assert diagnosis is not None
+    expected = scenario.expected
+    assert (diagnosis.code, diagnosis.arrow, diagnosis.file) == (expected.code, expected.arrow, expected.file), \
+        str(report)
+    assert expected.phrase in str(diagnosis)
+    assert scenario.expected.mismatches(report) == []
+    # The first failing check carries the diagnosis; the handshake agrees on the kind of problem.
+    assert report.failures[0].diagnosis == diagnosis
+    if expected.handshake is None:
+        assert report.handshake is not None and report.handshake.ok
+    else:
+        assert report.handshake is not None and not report.handshake.ok
+        assert report.handshake.diagnosis is not None and report.handshake.diagnosis.code == expected.handshake
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "rsa-2048", "ec-p384"])
+def test_catalogue_works_for_every_key_type(key_type: str, lab_factory: Callable[..., Path], tmp_path: Path
+                                            ) -> None:
+    outcomes = run_catalogue(lab_factory(key_type=key_type), tmp_path)
+    assert len(outcomes) == len(SCENARIOS)
+    assert {o.scenario.id: o.mismatches for o in outcomes} == {s.id: [] for s in SCENARIOS}
+
+
+def test_broken_files_are_made_with_the_labs_profile(built_lab: Path, tmp_path: Path) -> None:
+    """A broken certificate differs from the good one in the one respect the scenario names."""
+    good = load_certificate(L.CLIENT_CERT.path(built_lab))
+
+    def ext(cert: x509.Certificate, kind: type) -> x509.ExtensionType:
+        return cert.extensions.get_extension_for_class(kind).value
+
+    foreign = load_certificate(L.CLIENT_CERT.path(break_lab(built_lab, "client-cert-foreign-ca", tmp_path / "f")))
+    assert foreign.subject == good.subject and foreign.issuer != good.issuer
+    assert FOREIGN_CA_NAME in foreign.issuer.rfc4514_string()
+    for kind in (x509.ExtendedKeyUsage, x509.SubjectAlternativeName, x509.KeyUsage, x509.BasicConstraints):
+        assert ext(foreign, kind) == ext(good, kind)
+
+    expired = load_certificate(L.CLIENT_CERT.path(break_lab(built_lab, "client-expired", tmp_path / "e")))
+    assert expired.issuer == good.issuer and expired.not_valid_after_utc < good.not_valid_before_utc
+    assert list(ext(expired, x509.ExtendedKeyUsage)) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+
+    no_name = load_certificate(L.SERVER_CERT.path(break_lab(built_lab, "server-name-missing", tmp_path / "n")))
+    assert ext(no_name, x509.SubjectAlternativeName).get_values_for_type(x509.DNSName) == ["mqtt.example.com"]
+
+    ca = load_certificate(L.CA_CERT.path(break_lab(built_lab, "ca-without-keycertsign", tmp_path / "k")))
+    assert not ext(ca, x509.KeyUsage).key_cert_sign and ext(ca, x509.BasicConstraints).ca
+    assert (tmp_path / "k/broker/ca.crt").read_bytes() == (tmp_path / "k/ca/ca.crt").read_bytes()
+
+
+def test_out_must_not_exist(built_lab: Path, tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(RefusedError, match="already exists"):
+        break_lab(built_lab, "client-expired", out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_bad_requests_are_explained(built_lab: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown scenario 'nope'; choose one of: client-trusts-wrong-ca"):
+        break_lab(built_lab, "nope", tmp_path / "x")
+    with pytest.raises(InputError, match="no such lab folder"):
+        break_lab(tmp_path / "missing", "client-expired", tmp_path / "x")
+    half = tmp_path / "half"
+    (half / "ca").mkdir(parents=True)
+    with pytest.raises(InputError, match="not a complete lab"):
+        break_lab(half, "client-expired", tmp_path / "x")
+    with pytest.raises(InputError, match="no such folder"):
+        break_lab(built_lab, "client-expired", tmp_path / "no" / "where")
+    with pytest.raises(InputError, match="inside the lab"):
+        break_lab(built_lab, "client-expired", built_lab / "broken")
+    assert not (tmp_path / "x").exists() and not (built_lab / "broken").exists()
+
+
+def test_encrypted_lab_needs_its_passphrase_and_stays_encrypted(lab_factory: Callable[..., Path],
+                                                                tmp_path: Path) -> None:
+    root = lab_factory(passphrase=b"course secret", encrypt_all=True)
+    with pytest.raises(InputError, match="encrypted"):
+        break_lab(root, "client-expired", tmp_path / "x")
+    assert list(tmp_path.iterdir()) == [], "nothing half-broken left behind"
+    for scenario_id in ("client-expired", "ca-regenerated", "key-mismatch", "weak-rsa-key"):
+        out = break_lab(root, scenario_id, tmp_path / scenario_id, passphrase=b"course secret")
+        for key in (L.CA_KEY, L.SERVER_KEY, L.CLIENT_KEY):
+            assert is_encrypted_key_pem(key.path(out).read_bytes()), (scenario_id, key)
+        report = verify_lab(out, password=b"course secret")
+        assert get_scenario(scenario_id).expected.mismatches(report) == [], str(report)
+
+
+def test_cli_break_then_verify(built_lab: Path, tmp_path: Path) -> None:
+    out = tmp_path / "broken"
+    done = run_cli("break", str(built_lab), "client-trusts-wrong-ca", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "the client trusts the wrong CA" in done.stdout and f"mqtt-pki-lab verify {out}" in done.stdout
+    again = run_cli("break", str(built_lab), "client-trusts-wrong-ca", str(out))
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    checked = run_cli("verify", str(out))
+    assert checked.returncode == 1
+    assert "FAILED: arrow 9 (hand ca.crt to the broker and the client), client/ca.crt:" in checked.stdout
+
+
+def test_cli_break_usage_errors(built_lab: Path, tmp_path: Path) -> None:
+    listed = run_cli("break", "--list")
+    assert listed.returncode == 0 and all(s.id in listed.stdout for s in SCENARIOS)
+    for args in (("break", str(built_lab)), ("break", str(built_lab), "nope", str(tmp_path / "x")),
+                 ("break", str(tmp_path / "none"), "client-expired", str(tmp_path / "y"))):
+        done = run_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("mqtt-pki-lab break: ") and "Traceback" not in done.stderr
+
+
+# --- the same catalogue under Python 3.13 (its default contexts are strict) ---------------------------------
+
+PY313_CATALOGUE = textwrap.dedent("""
+    import json, ssl, sys, tempfile
+    from pathlib import Path
+    from mqtt_pki_lab.steps import Lab
+    from mqtt_pki_lab.breakit import run_catalogue
+    from mqtt_pki_lab.verify import verify_lab
+    work = Path(tempfile.mkdtemp(dir=sys.argv[1]))
+    Lab(work / "pki").build_all()
+    good = verify_lab(work / "pki")
+    outcomes = run_catalogue(work / "pki", work)
+    print(json.dumps({
+        "python": sys.version.split()[0],
+        "strict_by_default": bool(ssl.create_default_context().verify_flags & ssl.VERIFY_X509_STRICT),
+        "good": good.ok,
+        "mismatches": {o.scenario.id: o.mismatches for o in outcomes},
+        "diagnoses": {o.scenario.id: str(o.report.diagnosis) for o in outcomes},
+    }))
+""")
+
+
+def python313_with_cryptography() -> str | None:
+    """``$MQTT_PKI_LAB_PYTHON313`` when set, else conftest's :func:`python313` if it can import cryptography."""
+    chosen = os.environ.get("MQTT_PKI_LAB_PYTHON313")
+    if chosen:
+        return chosen
+    candidate = python313()
+    if candidate is None:
+        return None
+    probe = subprocess.run([candidate, "-c", "import cryptography"], capture_output=True, timeout=60)
+    return candidate if probe.returncode == 0 else None
+
+
+def test_catalogue_under_python313(tmp_path: Path) -> None:
+    interpreter = python313_with_cryptography()
+    require(interpreter is not None, "no Python 3.13 with cryptography: set MQTT_PKI_LAB_PYTHON313 to one "
+                                     "(e.g. a venv made with pyenv's 3.13 and `pip install -e .`)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([interpreter, "-c", PY313_CATALOGUE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["python"].startswith("3.13.")
+    assert result["strict_by_default"] is True
+    assert result["good"] is True
+    assert result["mismatches"] == {s.id: [] for s in SCENARIOS}
+    for scenario in SCENARIOS:
+        assert result["diagnoses"][scenario.id].startswith(f"arrow {scenario.expected.arrow} ")
