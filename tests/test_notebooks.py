@@ -20,6 +20,7 @@ nbformat = pytest.importorskip("nbformat", reason="the test extra is not install
 nbclient = pytest.importorskip("nbclient", reason="the test extra is not installed (pip install -e '.[test]')")
 
 from mqtt_pki_lab.course import NOTEBOOKS  # noqa: E402
+from mqtt_pki_lab.nbrun import execute_notebook  # noqa: E402
 
 NOTEBOOK_DIR = REPO / "notebooks"
 COURSE = [NOTEBOOK_DIR / name for name, _ in NOTEBOOKS]
@@ -50,23 +51,6 @@ def path_without_dot(shadow: Path) -> str:
     return os.pathsep.join(parts)
 
 
-def execute(notebook: Path, env: dict[str, str], timeout: int = 300) -> nbformat.NotebookNode:
-    nb = nbformat.read(notebook, as_version=4)
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits the environment of this process
-    try:
-        client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                         resources={"metadata": {"path": str(notebook.parent)}})
-        client.execute()
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return nb
-
-
 def outputs_text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(json.dumps(cell.get("outputs", [])) for cell in nb.cells if cell.cell_type == "code")
 
@@ -83,7 +67,7 @@ def key_bodies(workdir: Path) -> list[str]:
 def run_course(tmp_path: Path, env_extra: dict[str, str]) -> dict[str, nbformat.NotebookNode]:
     workdir = tmp_path / "lab-work"
     env = {"MQTT_PKI_LAB_WORKDIR": str(workdir), **env_extra}
-    done = {nb.name: execute(nb, env) for nb in ALL}
+    done = {nb.name: execute_notebook(nb, env) for nb in ALL}
     text = "\n".join(outputs_text(nb) for nb in done.values())
     assert "PRIVATE KEY" not in text
     bodies = key_bodies(workdir)
