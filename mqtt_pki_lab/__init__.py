@@ -32,7 +32,7 @@ _EXPORTS = {
     "verify_lab": "verify", "VerifyReport": "verify", "Check": "checks",
     "Diagnosis": "diagnose", "diagnose_tls_failure": "diagnose",
     "break_lab": "breakit", "Scenario": "breakit", "SCENARIOS": "breakit",
-    "mqtt_check": "mqtt_check", "MqttCheckReport": "mqtt_check", "MqttOutcome": "mqtt_check",
+    "mqtt_check": "mqtt_proof", "MqttCheckReport": "mqtt_proof", "MqttOutcome": "mqtt_proof",
     "mqtt_round_trip": "mqtt_client", "RoundTrip": "mqtt_client",
     "EmbeddedBroker": "broker_embedded", "MosquittoBroker": "mosquitto", "mosquitto_conf": "mosquitto",
     "mosquitto_conf_text": "export", "paho_snippet": "export", "client_commands": "export",
@@ -55,8 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .handshake import HandshakeResult, mutual_tls_handshake
     from .keys import KEY_TYPES, generate_key, load_private_key, save_key
     from .mosquitto import MosquittoBroker, mosquitto_conf
-    from .mqtt_check import MqttCheckReport, MqttOutcome, mqtt_check
     from .mqtt_client import RoundTrip, mqtt_round_trip
+    from .mqtt_proof import MqttCheckReport, MqttOutcome, mqtt_check
     from .pem import load_certificate, load_csr
     from .sign import sign_csr
     from .steps import STEPS, BuildOptions, Lab, LabState, Step, StepResult, build, get_step

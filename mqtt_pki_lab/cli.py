@@ -104,7 +104,7 @@ def cmd_break(args: argparse.Namespace) -> int:
 
 def cmd_mqtt(args: argparse.Namespace) -> int:
     """Real MQTT: a broker on the broker's files; the good client must get through, three intruders not."""
-    from .mqtt_check import mqtt_check
+    from .mqtt_proof import mqtt_check
 
     report = mqtt_check(args.dir, broker=args.broker, password=_read_passphrase(args.passphrase_file),
                         timeout=args.timeout)

@@ -48,9 +48,12 @@ class Explanation:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td><code>{escape(v)}</code></td>"
-                       f"<td><i>{escape(w)}</i></td></tr>" for k, v, w in self.rows)
-        return f"<div><b>{escape(str(self.path))}</b>: {escape(self.kind)}<table>{body}</table></div>"
+        cell = "text-align:left;vertical-align:top;padding:2px 8px"
+        body = "".join(f"<tr><th style='{cell};white-space:nowrap'>{escape(k)}</th>"
+                       f"<td style='{cell};word-break:break-all;max-width:28em'><code>{escape(v)}</code></td>"
+                       f"<td style='{cell};min-width:18em'><i>{escape(w)}</i></td></tr>" for k, v, w in self.rows)
+        return (f"<div><b>{escape(str(self.path))}</b>: {escape(self.kind)}"
+                f"<table style='border-collapse:collapse'>{body}</table></div>")
 
 
 def _hex(data: bytes) -> str:

@@ -34,9 +34,19 @@ _SVG_START = re.compile(r"<svg[\s>]")
 
 
 def svg_html(svg: str) -> str:
-    """An SVG document made fit for an HTML widget: the XML prolog and DOCTYPE removed."""
+    """An SVG document made fit for an HTML widget: no XML prolog or DOCTYPE, and scaled to fit its width."""
     match = _SVG_START.search(svg)
-    return svg[match.start():] if match else svg
+    if not match:
+        return svg
+    return '<svg style="max-width:100%;height:auto"' + svg[match.start() + 4:]
+
+
+def _shown(path: Path) -> str:
+    """A folder as a student would name it: relative to the notebook's folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _error_html(error: Exception) -> str:
@@ -90,7 +100,7 @@ class StepPanel:
         self.output = w.HTML()
         self.graph_view = w.HTML() if graph else None
         self.widget = w.VBox([
-            w.HTML(f"<b>Lab folder:</b> <code>{escape(str(self.root))}</code>"),
+            w.HTML(f"<b>Lab folder:</b> <code>{escape(_shown(self.root))}</code>"),
             w.HBox(self._inputs()),
             w.HBox(list(self.buttons.values()), layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.run_rest, self.verify_button, self.progress]),

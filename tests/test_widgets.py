@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("ipywidgets", reason="the lab extra is not installed (pip install -e '.[lab]')")
 
-from mqtt_pki_lab import layout as L  # noqa: E402
-from mqtt_pki_lab.errors import LabError  # noqa: E402
-from mqtt_pki_lab.exercises import QUESTIONS, check, check_diagnosis  # noqa: E402
-from mqtt_pki_lab.steps import StepResult  # noqa: E402
-from mqtt_pki_lab.widgets import BreakItPanel, Quiz, StepPanel, svg_html  # noqa: E402
+from mqtt_pki_lab import layout as L
+from mqtt_pki_lab.errors import LabError
+from mqtt_pki_lab.exercises import QUESTIONS, check, check_diagnosis
+from mqtt_pki_lab.steps import StepResult
+from mqtt_pki_lab.widgets import BreakItPanel, Quiz, StepPanel, svg_html
 
 
 def test_a_click_makes_the_file_updates_state_and_graph(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_a_click_makes_the_file_updates_state_and_graph(tmp_path: Path) -> None:
     assert isinstance(panel.last, StepResult)
     assert (tmp_path / "pki" / "ca" / "ca.key").stat().st_mode & 0o777 == 0o600
     assert panel.buttons["ca-key"].button_style == "success" and not panel.buttons["ca-cert"].disabled
-    assert panel.graph_view.value != before and panel.graph_view.value.startswith("<svg")
+    assert panel.graph_view.value != before and panel.graph_view.value.startswith("<svg style=\"max-width:100%")
     assert "ca/ca.key" in panel.output.value and "SECRET" in panel.output.value
     assert "PRIVATE KEY" not in panel.output.value
 
@@ -114,7 +114,8 @@ def test_answers_that_are_not_choices_get_guidance_not_errors() -> None:
 
 
 def test_svg_html_strips_the_prolog() -> None:
-    assert svg_html('<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg width="1"></svg>') == '<svg width="1"></svg>'
+    assert svg_html('<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg width="1"></svg>') == \
+        '<svg style="max-width:100%;height:auto" width="1"></svg>'
 
 
 def test_layout_files_all_appear_in_the_panel_graph(tmp_path: Path) -> None:

@@ -1,0 +1,258 @@
+"""An MQTT broker inside Python, for ``pip install`` users: amqtt behind a mutual-TLS door we hold ourselves.
+
+The broker's three files (``broker/ca.crt``, ``server.crt``, ``server.key``) go into the same strict TLS
+context the in-memory handshake uses (:func:`~mqtt_pki_lab.tlscontext.broker_context`): a client
+certificate is **required** and must be signed by ``broker/ca.crt``.
+
+Why not amqtt's own TLS listener? amqtt 0.12 builds its listener context with
+``verify_mode = CERT_OPTIONAL``: a client with *no* certificate gets in. Instead of patching amqtt, we
+use its supported *external listener*: we accept the TCP connection, run the TLS handshake ourselves
+(so we can record why a client was refused, as mosquitto logs it), and hand the encrypted stream to
+:meth:`amqtt.broker.Broker.external_connected`. A small auth plugin, :class:`CertificateIdentityAuth`,
+then does what mosquitto's ``use_identity_as_username true`` does: the Common Name of the client's
+certificate becomes its MQTT username, whatever username the client typed.
+
+The broker runs its asyncio loop in a thread of its own, so it works the same from a plain script and
+from a Jupyter kernel (whose thread already runs a loop). Use it as a context manager::
+
+    with EmbeddedBroker("pki") as broker:       # listening on 127.0.0.1, a free port
+        print(broker.port)
+    # stopped: thread joined, port closed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
+from amqtt.broker import Broker
+from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
+
+from . import layout as L
+from .errors import LabError
+from .mqtt_client import certificate_common_name, check_side_files, openssl_reason
+from .tlscontext import broker_context
+
+#: The name of our single amqtt listener (amqtt requires one called ``default``).
+LISTENER = "default"
+#: How long a client may take to finish the TLS handshake before the broker hangs up.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class CertificateIdentityAuth(BaseAuthPlugin):
+    """amqtt auth plugin: the client certificate's Common Name becomes the MQTT username.
+
+    Like mosquitto's ``use_identity_as_username true``: a session is accepted only if the TLS layer
+    verified a client certificate, and whatever username the client sent is replaced by the CN.
+    """
+
+    @dataclass
+    class Config:
+        """Plugin settings: ``on_login(client_id, username)`` is told of every accepted login."""
+
+        on_login: Any = None
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        ssl_object = session.ssl_object
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        username = certificate_common_name(der) if der else None
+        if not username:
+            return False
+        session.username = username
+        if callable(self.config.on_login):
+            self.config.on_login(session.client_id, session.username)
+        return True
+
+
+def _plugin_path() -> str:
+    return f"{CertificateIdentityAuth.__module__}.{CertificateIdentityAuth.__qualname__}"
+
+
+class _Unread(asyncio.Protocol):
+    """Holds a new TCP connection *unread* until the TLS layer takes it over.
+
+    The client sends its ClientHello at once; had a stream reader read it first, the TLS layer would
+    never see it. Pausing in ``connection_made`` (before asyncio registers the reader) keeps it in the
+    socket for :meth:`asyncio.loop.start_tls`.
+    """
+
+    def __init__(self, on_connection: Callable[[asyncio.Transport], None]) -> None:
+        self._on_connection = on_connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        self._on_connection(transport)
+
+
+class EmbeddedBroker:
+    """amqtt, listening on ``host`` (127.0.0.1) and a free port, requiring client certificates.
+
+    ``files`` is a lab folder or a :class:`~mqtt_pki_lab.layout.Side` (``ca``, ``cert``, ``key``).
+    ``password`` unlocks an encrypted ``server.key``. :attr:`log` collects what the broker saw, in
+    mosquitto's spirit: connections, refusals with OpenSSL's reason, logins.
+    """
+
+    def __init__(self, files: str | Path | L.Side, *, host: str = "127.0.0.1",
+                 password: bytes | str | None = None, start_timeout: float = 15.0) -> None:
+        self.side = files if isinstance(files, L.Side) else L.side(files, "broker")
+        self.host = host
+        self.port: int | None = None
+        self.log: list[str] = []
+        self.refusals: list[str] = []
+        """OpenSSL's reason for each failed TLS handshake, in order: the broker refused the client, or the
+        client refused the broker (``tlsv1 alert unknown ca``)."""
+        self._password = password
+        self._start_timeout = start_timeout
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._log_handler: logging.Handler | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> EmbeddedBroker:
+        """Load the broker's files, start the broker thread, return once it listens."""
+        if self._thread is not None:
+            raise RuntimeError("this EmbeddedBroker was already started; make a new one")
+        check_side_files(self.side, "broker", self._password)
+        try:
+            context = broker_context(self.side, self._password if self._password is not None else b"")
+        except (ssl.SSLError, OSError) as exc:
+            raise LabError(self.side.cert, f"the broker cannot load its files: {openssl_reason(exc)}") from None
+        self._capture_amqtt_warnings()
+        self._thread = threading.Thread(target=self._run, args=(context,), name="mqtt-pki-lab embedded broker",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            self.port = self._ready.result(timeout=self._start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the broker, close its port and join its thread (safe to call twice)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            loop, stop = self._loop, self._stop
+            if loop is not None and stop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has already closed
+                    loop.call_soon_threadsafe(stop.set)
+            thread.join(timeout)
+            if thread.is_alive():  # pragma: no cover - a stuck amqtt shutdown; never seen
+                raise RuntimeError("the embedded broker did not stop in time")
+        if self._log_handler is not None:
+            logging.getLogger("amqtt").removeHandler(self._log_handler)
+            self._log_handler = None
+
+    # -- inside the broker thread ----------------------------------------------------------------
+    def _run(self, context: ssl.SSLContext) -> None:
+        try:
+            asyncio.run(self._serve(context))
+        except BaseException as exc:  # reported to start(); nothing else can catch it in this thread
+            if not self._ready.done():
+                self._ready.set_exception(exc)
+
+    async def _serve(self, context: ssl.SSLContext) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        # We own the listening socket: "a free port" has no race and needs no private attribute.
+        sock = socket.create_server((self.host, 0), family=socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        port = sock.getsockname()[1]
+        config = BrokerConfig(
+            listeners={LISTENER: ListenerConfig(type=ListenerType.EXTERNAL, bind=f"{self.host}:{port}")},
+            plugins={_plugin_path(): {"on_login": self._on_login}},
+        )
+        broker = Broker(config)
+        try:
+            await broker.start()
+        except BaseException:
+            sock.close()
+            raise
+        handlers: set[asyncio.Task[None]] = set()
+
+        def connection(transport: asyncio.Transport) -> None:
+            task = loop.create_task(self._handle(broker, context, transport))
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
+
+        server = await loop.create_server(lambda: _Unread(connection), sock=sock)
+        self._say(f"listening on {self.host}:{port} (TLS, client certificate required, CA {self.side.ca})")
+        self._ready.set_result(port)
+        try:
+            await self._stop.wait()
+        finally:
+            server.close()
+            await broker.shutdown()
+            for task in list(handlers):
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            await server.wait_closed()
+            self._say("stopped")
+
+    async def _handle(self, broker: Broker, context: ssl.SSLContext, transport: asyncio.Transport) -> None:
+        """One client: the TLS handshake (recording a refusal), then hand the stream to amqtt."""
+        loop = asyncio.get_running_loop()
+        # Small MQTT packets must not wait for the peer's delayed ACK (40 ms on Linux): no Nagle.
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._say(f"new connection from {where}")
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            tls = await loop.start_tls(transport, protocol, context, server_side=True,
+                                       ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, OSError) as exc:
+            reason = openssl_reason(exc)
+            self.refusals.append(reason)
+            self._say(f"TLS refused {where}: {reason}")
+            transport.close()
+            return
+        protocol.connection_made(tls)
+        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
+        der = tls.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        self._say(f"TLS accepted {where}: client certificate CN={certificate_common_name(der)}")
+        await broker.external_connected(StreamReaderAdapter(reader), StreamWriterAdapter(writer), LISTENER)
+
+    def _on_login(self, client_id: str, username: str) -> None:
+        self._say(f"client {client_id!r} logged in as username {username!r} (the certificate's CN)")
+
+    def _say(self, line: str) -> None:
+        self.log.append(line)
+
+    def _capture_amqtt_warnings(self) -> None:
+        """Send amqtt's warnings to :attr:`log` rather than to a notebook's stderr."""
+        broker = self
+
+        class ToLog(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.thread == (broker._thread.ident if broker._thread else None):
+                    broker._say(f"amqtt: {record.getMessage()}")
+
+        self._log_handler = ToLog(logging.WARNING)
+        logging.getLogger("amqtt").addHandler(self._log_handler)

@@ -1,0 +1,287 @@
+"""Real MQTT over mutual TLS: the good client gets through, the intruders do not.
+
+The in-memory handshake (arrow 10) proves the TLS part. This check runs a real broker on the broker's
+three files (the embedded amqtt broker, or mosquitto) and sends real MQTT through it with paho-mqtt:
+
+1. **the good client** (``client/ca.crt``, ``client.crt``, ``client.key``) subscribes, publishes at
+   QoS 1 and gets its own message back;
+2. **a client with no certificate** must be refused by the broker;
+3. **a client whose certificate comes from another CA** (same name, signed by an intruder's CA) must be
+   refused by the broker;
+4. **a client that trusts another CA** (right certificate, wrong ``ca.crt``) must refuse the broker.
+
+Each refusal is explained in the words of ``mqtt-pki-lab verify`` (:func:`~mqtt_pki_lab.diagnose.
+diagnose_tls_failure`), using the broker's own reason when the broker refused. The intruders' files are
+made in a temporary folder; nothing is written to the lab.
+
+>>> report = mqtt_check("pki", broker="embedded")   # doctest: +SKIP
+>>> report.ok, [o.passed for o in report.outcomes]  # doctest: +SKIP
+(True, [True, True, True, True])
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Literal
+
+from cryptography.x509.oid import NameOID
+
+from . import layout as L
+from .diagnose import Diagnosis, diagnose_tls_failure
+from .errors import InputError
+from .handshake import handshake_files
+from .mqtt_client import RoundTrip, check_side_files, mqtt_round_trip
+from .tlscontext import side_paths
+
+BrokerKind = Literal["embedded", "mosquitto"]
+BROKERS: tuple[str, ...] = ("embedded", "mosquitto")
+#: The intruder CA's name: visibly not the lab's.
+INTRUDER_CA_NAME = "Intruder CA (not yours)"
+Expect = Literal["through", "broker", "client"]
+#: All mosquitto logs when it refuses a client certificate for any reason (foreign CA, expired, wrong EKU).
+BARE_VERIFY_FAILURE = "certificate verify failed"
+
+
+@dataclass(frozen=True)
+class MqttOutcome:
+    """One client's attempt, what we expected of it, and what it means."""
+
+    name: str
+    """``good client``, ``no certificate``, ``certificate from another CA``, ``trusts another CA``."""
+    uses: str
+    """The files this client used."""
+    expect: Expect
+    """``through``, or the side that must refuse: ``broker`` / ``client``."""
+    trip: RoundTrip
+    broker_reason: str | None = None
+    """The broker's own reason for refusing (mosquitto's log, the embedded broker's TLS layer)."""
+    detail: str | None = None
+    """OpenSSL's full words for the same files, from the in-memory handshake, when the broker's are bare
+    (mosquitto logs only ``certificate verify failed``)."""
+    diagnosis: Diagnosis | None = field(default=None, compare=False)
+
+    @property
+    def passed(self) -> bool:
+        """Did it go as a working PKI requires?"""
+        if self.expect == "through":
+            return self.trip.ok
+        return not self.trip.ok and self.trip.refused_by == self.expect
+
+    @property
+    def reason(self) -> str | None:
+        """The best words for the failure: the refusing broker's own, else the client's."""
+        if self.trip.refused_by == "broker" and self.broker_reason:
+            if self.detail:
+                return f"{self.broker_reason} (the same files in memory: {self.detail})"
+            return self.broker_reason
+        return self.trip.reason
+
+    @property
+    def expectation(self) -> str:
+        return "gets through" if self.expect == "through" else f"refused by the {self.expect}"
+
+    @property
+    def verdict(self) -> str:
+        """One line: what happened, compared with what had to happen."""
+        if self.trip.ok:
+            happened = "got through (CONNACK, SUBACK, its QoS 1 message came back)"
+        elif self.trip.refused_by:
+            happened = f"refused by the {self.trip.refused_by}: {self.reason}"
+        else:
+            happened = f"failed at {self.trip.stage}: {self.reason}"
+        if self.passed:
+            return happened
+        if self.expect == "through":
+            return f"{happened}; it had to get through"
+        if self.trip.ok:
+            return f"{happened}: the broker let an intruder in! It had to be refused by the {self.expect}"
+        return f"{happened}; it had to be refused by the {self.expect}"
+
+    def __str__(self) -> str:
+        text = f"[{'PASS' if self.passed else 'FAIL'}] {self.name} ({self.uses}): {self.verdict}"
+        if self.diagnosis is not None:
+            text += f"\n       {self.diagnosis}"
+        return text
+
+
+@dataclass(frozen=True)
+class MqttCheckReport:
+    """The whole check: which broker, where, and each client's outcome."""
+
+    broker: str
+    """``embedded (amqtt 0.12.1)`` or ``mosquitto 2.0.11``."""
+    host: str
+    port: int | None
+    outcomes: tuple[MqttOutcome, ...]
+    broker_log: tuple[str, ...] = field(default=(), repr=False)
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+    """What the broker runner did that a user should know (mosquitto started by root, for one)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the good client got through and every intruder was refused."""
+        return bool(self.outcomes) and all(o.passed for o in self.outcomes)
+
+    @property
+    def failures(self) -> tuple[MqttOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.passed)
+
+    def __str__(self) -> str:
+        head = (f"MQTT over mutual TLS with {self.broker} on {self.host}:{self.port}: "
+                f"{'PASSED' if self.ok else 'FAILED'} ({self.seconds:.2f} s)")
+        return "\n".join([head, *(f"  note: {n}" for n in self.notes), *(f"  {o}" for o in self.outcomes)])
+
+    def _repr_html_(self) -> str:
+        colour = "#1b7f3b" if self.ok else "#b3261e"
+        rows = []
+        for o in self.outcomes:
+            mark = ("&#10004;", "#1b7f3b") if o.passed else ("&#10008;", "#b3261e")
+            diagnosis = f"<br><small>{escape(str(o.diagnosis))}</small>" if o.diagnosis is not None else ""
+            rows.append(f"<tr><td style='color:{mark[1]};font-weight:bold'>{mark[0]}</td>"
+                        f"<td><b>{escape(o.name)}</b><br><small>{escape(o.uses)}</small></td>"
+                        f"<td>{escape(o.expectation)}</td><td>{escape(o.verdict)}{diagnosis}</td></tr>")
+        title = f"MQTT over mutual TLS with {self.broker}: {'passed' if self.ok else 'FAILED'}"
+        return (f"<div style='border-left:6px solid {colour};padding:4px 10px'>"
+                f"<b style='color:{colour}'>{escape(title)}</b> <small>({escape(self.host)}:{self.port}, "
+                f"{self.seconds:.2f} s)</small><table><tr><th></th><th style='text-align:left'>client</th>"
+                f"<th style='text-align:left'>must be</th><th style='text-align:left'>what happened</th></tr>"
+                f"{''.join(rows)}</table>{''.join(f'<small>note: {escape(n)}</small><br>' for n in self.notes)}</div>")
+
+
+def make_intruder(folder: Path, client_name: str) -> L.Side:
+    """An intruder's own CA and a client certificate it signed for ``client_name`` (the lab client's name).
+
+    Returns the intruder's files as a :class:`~mqtt_pki_lab.layout.Side` (``ca`` = the intruder's CA).
+    The name is right, the CA is wrong: a broker that trusts only the lab's CA must refuse it.
+    """
+    from .ca import create_ca_certificate
+    from .csr import create_csr
+    from .keys import generate_key, save_key
+    from .pem import save_pem
+    from .sign import sign_csr
+
+    ca_key, key = generate_key(), generate_key()
+    ca_cert = create_ca_certificate(ca_key, INTRUDER_CA_NAME)
+    cert = sign_csr(create_csr(key, "client", [client_name]), ca_cert, ca_key, "client")
+    side = L.Side(folder / "intruder-ca.crt", folder / "intruder-client.crt", folder / "intruder-client.key")
+    save_pem(ca_cert, side.ca)
+    save_pem(cert, side.cert)
+    save_key(key, side.key)
+    return side
+
+
+def _client_name(cert_path: Path) -> str:
+    from .pem import load_certificate  # explains a file that is not a certificate
+
+    cert = load_certificate(cert_path)
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else "client"
+
+
+def require_libraries(broker: str) -> None:
+    """Raise :class:`InputError` when paho-mqtt (or, for the embedded broker, amqtt) is not installed."""
+    missing = []
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        missing.append("paho-mqtt")
+    if broker == "embedded":
+        try:
+            import amqtt.broker  # noqa: F401
+        except ImportError:
+            missing.append("amqtt")
+    if missing:
+        raise InputError("mqtt", f"{' and '.join(missing)} not installed: pip install 'mqtt-pki-lab[mqtt]'")
+
+
+def start_broker(kind: str, root: str | Path, *, host: str = "127.0.0.1", password: bytes | str | None = None):
+    """Start the ``embedded`` or ``mosquitto`` broker on the lab's broker files; returns it running."""
+    if kind == "embedded":
+        from .broker_embedded import EmbeddedBroker
+
+        return EmbeddedBroker(root, host=host, password=password).start()
+    if kind == "mosquitto":
+        from .mosquitto import MosquittoBroker
+
+        return MosquittoBroker(root, host=host).start()
+    raise InputError("--broker", f"unknown broker {kind!r}; choose one of: {', '.join(BROKERS)}")
+
+
+def _broker_label(kind: str, broker) -> str:
+    if kind == "embedded":
+        import amqtt
+
+        return f"the embedded broker (amqtt {amqtt.__version__})"
+    return f"mosquitto {broker.version}"
+
+
+def _in_memory_reason(broker_files: L.Side, client_files: L.Side, host: str,
+                      password: bytes | str | None) -> str | None:
+    """What the in-memory handshake of the same files says, when the broker refused them too."""
+    result = handshake_files(broker_files, client_files, host, password)
+    return result.reason if not result.ok and result.refused_by == "broker" else None
+
+
+def _attempt(broker, broker_files: L.Side, name: str, uses: str, expect: Expect, files: L.Side, *, host: str,
+             password: bytes | str | None, timeout: float) -> MqttOutcome:
+    seen = len(broker.refusals)
+    trip = mqtt_round_trip(host, broker.port, files, password=password, timeout=timeout)
+    broker_reason = detail = None
+    if trip.refused_by == "broker":
+        deadline = time.monotonic() + 1.0  # the broker may log its reason a moment after hanging up
+        while len(broker.refusals) <= seen and time.monotonic() < deadline:
+            time.sleep(0.002)
+        refusals = broker.refusals
+        broker_reason = refusals[seen] if len(refusals) > seen else None
+        if broker_reason == BARE_VERIFY_FAILURE:
+            detail = _in_memory_reason(broker_files, files, host, password)
+    outcome = MqttOutcome(name, uses, expect, trip, broker_reason, detail)
+    if trip.ok:
+        return outcome
+    if trip.refused_by is None and trip.stage in ("tcp", "connack", "subscribe", "message"):
+        return outcome  # nobody refused: not a TLS matter, the verdict says what happened
+    diagnosis = diagnose_tls_failure(outcome.reason or "", trip.refused_by, hostname=host)
+    return MqttOutcome(name, uses, expect, trip, broker_reason, detail, diagnosis)
+
+
+def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", *, host: str = "127.0.0.1",
+               password: bytes | str | None = None, timeout: float = 5.0) -> MqttCheckReport:
+    """Run a real broker on the lab's broker files and send the four clients through it.
+
+    ``broker`` is ``embedded`` (amqtt, pure Python) or ``mosquitto`` (the program must be installed).
+    ``password`` unlocks encrypted keys (embedded broker only: mosquitto cannot take one). Raises
+    :class:`~mqtt_pki_lab.errors.LabError` for missing files or a broker that cannot start; a refusal
+    is never an exception, it is an outcome.
+    """
+    started = time.monotonic()
+    root = Path(root)
+    if broker not in BROKERS:
+        raise InputError("--broker", f"unknown broker {broker!r}; choose one of: {', '.join(BROKERS)}")
+    require_libraries(broker)
+    broker_files, client = L.side(root, "broker"), L.side(root, "client")
+    check_side_files(broker_files, "broker", password)
+    check_side_files(client, "client", password)
+    with tempfile.TemporaryDirectory(prefix="mqtt-pki-lab-intruder-") as tmp:
+        intruder = make_intruder(Path(tmp), _client_name(client.cert))
+        running = start_broker(broker, root, host=host, password=password)
+        try:
+            rel = {p: p.relative_to(root).as_posix() for p in (client.ca, client.cert, client.key)}
+            plan: list[tuple[str, str, Expect, L.Side]] = [
+                ("good client", f"{rel[client.ca]}, {rel[client.cert]}, {rel[client.key]}", "through", client),
+                ("no certificate", f"{rel[client.ca]} only", "broker", side_paths(client.ca, None, None)),
+                ("certificate from another CA", f"{rel[client.ca]} + a client.crt signed by {INTRUDER_CA_NAME!r}",
+                 "broker", side_paths(client.ca, intruder.cert, intruder.key)),
+                ("trusts another CA", f"{rel[client.cert]}, {rel[client.key]} + {INTRUDER_CA_NAME!r} as ca.crt",
+                 "client", side_paths(intruder.ca, client.cert, client.key)),
+            ]
+            outcomes = tuple(_attempt(running, broker_files, name, uses, expect, files, host=host,
+                                      password=password, timeout=timeout) for name, uses, expect, files in plan)
+        finally:
+            running.stop()
+    return MqttCheckReport(_broker_label(broker, running), host, running.port, outcomes, tuple(running.log),
+                           time.monotonic() - started, tuple(getattr(running, "notes", ())))
