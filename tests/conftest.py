@@ -7,6 +7,8 @@ the environment, a missing component is a *failure*, so nothing silently stops b
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -43,23 +45,17 @@ def require_program(name: str, install_hint: str = "") -> str:
     return path  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=1)
 def python313() -> str | None:
-    """A working Python 3.13 interpreter: ``$MQTT_PKI_LAB_PYTHON313``, pyenv's, or one on PATH; else None.
-
-    Only the standard library is needed of it (the tests that use it run stdlib-only scripts).
-    """
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = [os.environ.get("MQTT_PKI_LAB_PYTHON313")]
-    candidates += sorted((str(p) for p in pyenv_root.glob("versions/3.13*/bin/python3.13")), reverse=True)
-    candidates += [shutil.which("python3.13")]
-    for candidate in candidates:
-        if not candidate or not Path(candidate).exists():
-            continue
-        probe = subprocess.run([candidate, "-c", "import ssl, sys; print(sys.version_info[:2] == (3, 13))"],
-                               capture_output=True, text=True, timeout=30)
-        if probe.stdout.strip() == "True":
-            return candidate
-    return None
+    """A Python 3.13 interpreter: ``$MQTT_PKI_LAB_PYTHON313`` (set by ``run.py test``), else one found the
+    way ``run.py`` finds it (on PATH or installed by pyenv); None when there is none."""
+    explicit = os.environ.get("MQTT_PKI_LAB_PYTHON313")
+    if explicit and Path(explicit).exists():
+        return explicit
+    spec = importlib.util.spec_from_file_location("run_py", REPO / "run.py")
+    run_py = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(run_py)  # type: ignore[union-attr]
+    return run_py.find_python313()
 
 
 @pytest.fixture(scope="session")
