@@ -32,10 +32,11 @@ from .ca import create_ca_certificate, signature_hash
 from .csr import create_csr
 from .errors import InputError, RefusedError
 from .files import read_bytes, write_atomic
-from .keys import PrivateKey, generate_key, is_encrypted_key_pem, key_kind, load_private_key, save_key
+from .keys import PrivateKey, generate_key, is_encrypted_key_pem, key_type_of, load_private_key, save_key
 from .pem import load_certificate, load_csr, save_pem
 from .profile import ca_extensions, leaf_extensions, subject, validity
 from .sign import csr_names, sign_csr
+from .steps import STEP_BY_ID
 
 if TYPE_CHECKING:
     from .verify import VerifyReport
@@ -91,7 +92,7 @@ class _Work:
         self.passphrase = passphrase
 
     def key(self, file: L.LabFile) -> PrivateKey:
-        return load_private_key(file.path(self.root), self.passphrase if _encrypted(file.path(self.root)) else None)
+        return load_private_key(file.path(self.root), self.passphrase)
 
     def save_key(self, key: PrivateKey, file: L.LabFile) -> None:
         """Replace a key, encrypted with the passphrase when the key it replaces was (0600 either way)."""
@@ -106,10 +107,7 @@ class _Work:
 
     def key_type(self) -> str:
         """The key type the lab was built with (read from client.key), to make look-alike keys."""
-        kind = key_kind(self.key(L.CLIENT_KEY))
-        by_kind = {"EC P-256": "ec-p256", "EC P-384": "ec-p384", "RSA 2048": "rsa-2048", "RSA 3072": "rsa-3072",
-                   "RSA 4096": "rsa-4096", "Ed25519": "ed25519"}
-        return by_kind.get(kind, "ec-p256")
+        return key_type_of(self.key(L.CLIENT_KEY)) or "ec-p256"
 
     def ca_name(self) -> str:
         cns = self.cert(L.CA_CERT).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -121,9 +119,7 @@ class _Work:
 
     def hand_out(self) -> None:
         """Arrow 9 again: copy ca/ca.crt to the broker and the client."""
-        data = read_bytes(L.CA_CERT.path(self.root))
-        for copy in (L.BROKER_CA, L.CLIENT_CA):
-            write_atomic(copy.path(self.root), data, secret=False)
+        STEP_BY_ID["hand-out"].run(self.root)
 
 
 def _encrypted(path: Path) -> bool:

@@ -13,7 +13,7 @@ from . import layout as L
 from .csr import create_csr
 from .errors import InputError
 from .files import ensure_dir, read_bytes, write_atomic
-from .keys import DEFAULT_KEY_TYPE, generate_key, is_encrypted_key_pem, load_private_key, save_key
+from .keys import DEFAULT_KEY_TYPE, generate_key, load_private_key, save_key
 from .pem import load_certificate, save_pem
 from .profile import DEFAULT_LEAF_DAYS, check_name
 from .sign import sign_csr
@@ -38,8 +38,7 @@ def add_client(root: str | Path, name: str, *, key_type: str = DEFAULT_KEY_TYPE,
     check_name(name, "--client-name")
     ca_cert_path, ca_key_path = L.CA_CERT.path(root), L.CA_KEY.path(root)
     ca_cert = load_certificate(ca_cert_path)
-    data = read_bytes(ca_key_path)
-    ca_key = load_private_key(ca_key_path, passphrase if is_encrypted_key_pem(data) else None, data=data)
+    ca_key = load_private_key(ca_key_path, passphrase)
     side = client_side(root, name)
     if side.cert.exists() or name == L.CLIENT_CERT.role:
         raise InputError(side.cert.parent, f"a client called {name!r} exists already; choose another name")

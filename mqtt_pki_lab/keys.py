@@ -29,6 +29,8 @@ class KeyType:
     """One kind of key the lab can generate, with its ``openssl`` spelling."""
 
     name: str
+    kind: str
+    """What :func:`key_kind` calls a key of this type, e.g. ``EC P-256``."""
     generate: Callable[[], PrivateKey]
     openssl: str
     """Arguments of ``openssl genpkey`` that make the same kind of key."""
@@ -38,22 +40,22 @@ class KeyType:
 KEY_TYPES: dict[str, KeyType] = {
     kt.name: kt
     for kt in (
-        KeyType("ec-p256", lambda: ec.generate_private_key(ec.SECP256R1()),
+        KeyType("ec-p256", "EC P-256", lambda: ec.generate_private_key(ec.SECP256R1()),
                 "-algorithm EC -pkeyopt ec_paramgen_curve:P-256",
                 "elliptic curve P-256: small, fast, 128-bit security; the default"),
-        KeyType("ec-p384", lambda: ec.generate_private_key(ec.SECP384R1()),
+        KeyType("ec-p384", "EC P-384", lambda: ec.generate_private_key(ec.SECP384R1()),
                 "-algorithm EC -pkeyopt ec_paramgen_curve:P-384",
                 "elliptic curve P-384: 192-bit security, a little slower"),
-        KeyType("rsa-2048", lambda: rsa.generate_private_key(65537, 2048),
+        KeyType("rsa-2048", "RSA 2048", lambda: rsa.generate_private_key(65537, 2048),
                 "-algorithm RSA -pkeyopt rsa_keygen_bits:2048",
                 "RSA 2048 bits: the smallest RSA size still accepted; works everywhere"),
-        KeyType("rsa-3072", lambda: rsa.generate_private_key(65537, 3072),
+        KeyType("rsa-3072", "RSA 3072", lambda: rsa.generate_private_key(65537, 3072),
                 "-algorithm RSA -pkeyopt rsa_keygen_bits:3072",
                 "RSA 3072 bits: 128-bit security, slow to generate"),
-        KeyType("rsa-4096", lambda: rsa.generate_private_key(65537, 4096),
+        KeyType("rsa-4096", "RSA 4096", lambda: rsa.generate_private_key(65537, 4096),
                 "-algorithm RSA -pkeyopt rsa_keygen_bits:4096",
                 "RSA 4096 bits: large and slow (seconds to generate)"),
-        KeyType("ed25519", ed25519.Ed25519PrivateKey.generate,
+        KeyType("ed25519", "Ed25519", ed25519.Ed25519PrivateKey.generate,
                 "-algorithm ED25519",
                 "Ed25519: modern and fast; not every MQTT client library accepts it yet"),
     )
@@ -101,15 +103,13 @@ def is_encrypted_key_pem(data: bytes) -> bool:
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-def load_private_key(path: str | Path, passphrase: bytes | str | None = None, *, data: bytes | None = None
-                     ) -> PrivateKey:
+def load_private_key(path: str | Path, passphrase: bytes | str | None = None) -> PrivateKey:
     """Load a private key from a PEM file, explaining what is wrong when it cannot be loaded.
 
-    ``data`` may carry the file's content when the caller has read it already.
+    ``passphrase`` is used only when the key is encrypted, so one passphrase can be given for a whole lab.
     """
     path = Path(path)
-    if data is None:
-        data = read_bytes(path)
+    data = read_bytes(path)
     if not is_private_key_pem(data):
         from .pem import describe_pem_kind
 
@@ -130,6 +130,11 @@ def load_private_key(path: str | Path, passphrase: bytes | str | None = None, *,
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
         raise InputError(path, f"unsupported private key type {type(key).__name__}; use EC, RSA or Ed25519")
     return key
+
+
+def key_type_of(key: PrivateKey | PublicKey) -> str | None:
+    """The name in :data:`KEY_TYPES` of a key's type (``ec-p256``...), or None for a type the lab does not make."""
+    return next((kt.name for kt in KEY_TYPES.values() if kt.kind == key_kind(key)), None)
 
 
 def key_kind(key: PrivateKey | PublicKey) -> str:

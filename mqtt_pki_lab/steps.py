@@ -29,11 +29,10 @@ from . import layout as L
 from .ca import create_ca_certificate
 from .csr import create_csr, request_names
 from .errors import InputError, RefusedError
-from .files import CA_DIR_MODE, ensure_dir, read_bytes
+from .files import CA_DIR_MODE, ensure_dir
 from .keys import (
     DEFAULT_KEY_TYPE,
     generate_key,
-    is_encrypted_key_pem,
     key_kind,
     key_type,
     load_private_key,
@@ -233,11 +232,7 @@ class _Run:
         _refuse_replacing_ca(self.root, file, self.force)
 
     def key(self, file: L.LabFile):
-        def load(path: Path):
-            data = read_bytes(path)
-            passphrase = self.options.passphrase if is_encrypted_key_pem(data) else None
-            return load_private_key(path, passphrase, data=data)
-        return self.files.get(self.path(file), load)
+        return self.files.get(self.path(file), lambda path: load_private_key(path, self.options.passphrase))
 
     def cert(self, file: L.LabFile) -> x509.Certificate:
         return self.files.get(self.path(file), load_certificate)
