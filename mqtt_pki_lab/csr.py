@@ -1,40 +1,40 @@
 """Arrows 4 and 7 of the diagram: the broker and the client each create a certificate signing request.
 
-A CSR (``server.csr``, ``client.csr``) carries the public key and the names its owner asks for, and is
-signed with the owner's *private* key to prove possession. It is sent to the CA; the private key never
-leaves its owner's folder.
+A CSR (``server.csr``, ``client.csr``) carries the public key and the name its owner asks for, and is
+signed with the owner's *private* key. That signature proves possession of the key, nothing more: it
+does not prove any right to the name. Deciding that is the CA's job when it signs (arrows 5 and 8).
+The CSR is sent to the CA; the private key never has to leave its owner.
 """
 
 from __future__ import annotations
 
 from cryptography import x509
 
-from .ca import signature_hash
+from .certificates import signature_hash
+from .errors import InputError
 from .keys import PrivateKey
-from .profile import check_common_name, check_name, general_name, server_names, subject
+from .names import broker_names, check_client_name
+from .profile import general_name, leaf_names, subject
 
 
-def request_names(role: str, names: list[str] | tuple[str, ...]) -> list[str]:
-    """The names a ``broker`` or ``client`` asks for, checked; the broker adds the local names."""
-    if not names:
-        raise ValueError("at least one name is needed")
-    where = "--server-name" if role == "broker" else "--client-name"
-    for name in names:
-        check_name(name, where)
-    check_common_name(names[0], where)
-    return server_names(names) if role == "broker" else list(dict.fromkeys(names))
+def request_names(kind: str, names: list[str] | tuple[str, ...]) -> list[str]:
+    """The names a ``broker`` or ``client`` asks for, checked: the broker's host names (normalised), or the
+    client's single name (its MQTT username)."""
+    if kind == "broker":
+        return broker_names(names)
+    if isinstance(names, str) or len(names) != 1:
+        raise InputError("--client-name", "a client has exactly one name (its MQTT username)")
+    return [check_client_name(names[0])]
 
 
-def create_csr(key: PrivateKey, role: str, names: list[str] | tuple[str, ...]) -> x509.CertificateSigningRequest:
-    """Make the CSR of a ``broker`` or ``client``: Common Name = first name, SAN = all names.
-
-    Twin: ``openssl req -new -key server.key -out server.csr -subj "/CN=NAME"
-    -addext "subjectAltName=DNS:NAME,DNS:localhost,IP:127.0.0.1,IP:::1"``.
-    """
-    wanted = request_names(role, names)
+def create_csr(key: PrivateKey, kind: str, names: list[str] | tuple[str, ...]) -> x509.CertificateSigningRequest:
+    """Make the CSR of a ``broker`` or ``client``: Common Name = first name; subjectAltName = the broker's
+    names plus localhost, 127.0.0.1 and ::1, or the client's device URI."""
+    wanted = request_names(kind, names)
     builder = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(subject(names[0]))
-        .add_extension(x509.SubjectAlternativeName([general_name(n) for n in wanted]), critical=False)
+        .subject_name(subject(wanted[0]))
+        .add_extension(x509.SubjectAlternativeName([general_name(n) for n in leaf_names(kind, wanted)]),
+                       critical=False)
     )
     return builder.sign(key, signature_hash(key))

@@ -22,15 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import layout as L
-from .steps import STEP_BY_FILE, STEP_BY_ID, STEPS
+from . import diagram as L
+from .diagram import ARROW_TITLES, BROKER, FIRST_CLIENT, HANDSHAKE_ARROW, Role, arrow_of
 
-#: The arrow (step number of :data:`~mqtt_pki_lab.steps.STEPS`) that makes each file of the diagram.
-ARROW_OF: dict[L.LabFile, int] = {file: step.number for file, step in STEP_BY_FILE.items()}
-HANDSHAKE_ARROW = STEP_BY_ID["handshake"].number
-#: The short titles of the arrows, as in :data:`~mqtt_pki_lab.steps.STEPS`.
-ARROW_TITLES: dict[int, str] = {step.number: step.title for step in STEPS}
 SIDES = ("broker", "client")
+Side = str | Role
 
 
 @dataclass(frozen=True)
@@ -73,8 +69,15 @@ def file_diagnosis(file: L.LabFile | str | None, problem: str, fix: str, code: s
                    arrow: int | None = None) -> Diagnosis:
     """A :class:`Diagnosis` about one file of the lab; the arrow defaults to the one that makes it."""
     if isinstance(file, L.LabFile):
-        return Diagnosis(arrow if arrow is not None else ARROW_OF[file], file.relpath, problem, fix, code)
+        return Diagnosis(arrow if arrow is not None else arrow_of(file), file.relpath, problem, fix, code)
     return Diagnosis(arrow, file, problem, fix, code)
+
+
+def role_of(side: Side, client: Role = FIRST_CLIENT) -> Role:
+    """The role of a side: ``"broker"``, ``"client"`` (``client``: the diagram's first one) or a Role."""
+    if isinstance(side, Role):
+        return side
+    return BROKER if side == "broker" else client
 
 
 def other(side: str) -> str:
@@ -82,24 +85,24 @@ def other(side: str) -> str:
     return "client" if side == "broker" else "broker"
 
 
-def trust_file(side: str) -> L.LabFile:
+def trust_file(side: Side) -> L.LabFile:
     """The ``ca.crt`` copy a side checks the other side with."""
-    return L.BROKER_CA if side == "broker" else L.CLIENT_CA
+    return role_of(side).file("trust")
 
 
-def cert_file(side: str) -> L.LabFile:
+def cert_file(side: Side) -> L.LabFile:
     """The certificate a side presents: ``server.crt`` or ``client.crt``."""
-    return L.SERVER_CERT if side == "broker" else L.CLIENT_CERT
+    return role_of(side).file("crt")
 
 
-def key_file(side: str) -> L.LabFile:
+def key_file(side: Side) -> L.LabFile:
     """The private key a side proves itself with: ``server.key`` or ``client.key``."""
-    return L.SERVER_KEY if side == "broker" else L.CLIENT_KEY
+    return role_of(side).file("key")
 
 
-def csr_file(side: str) -> L.LabFile:
+def csr_file(side: Side) -> L.LabFile:
     """The CSR a side sends to the CA: ``server.csr`` or ``client.csr``."""
-    return L.SERVER_CSR if side == "broker" else L.CLIENT_CSR
+    return role_of(side).file("csr")
 
 
 #: OpenSSL's words for each kind of failure, most specific first. Matching is on lower-case text, and
@@ -146,47 +149,54 @@ def _is_load_failure(reason: str) -> bool:
     return "cannot load" in text or "ee key too small" in text or "ca md too weak" in text
 
 
-def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str | None = None) -> Diagnosis:
+def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str | None = None,
+                         client: Role = FIRST_CLIENT) -> Diagnosis:
     """Explain a failed TLS connection between the broker's files and the client's files.
 
     ``reason`` is OpenSSL's text (``"tlsv1 alert unknown ca"``, ``"certificate verify failed: certificate
     has expired"``...); ``refused_by`` is the side that refused: ``"broker"``, ``"client"``, or None when
     unknown. The refusing side checked the *other* side's certificate against its *own* ``ca.crt``; for
     errors loading files (``key values mismatch``, ``ee key too small``), the refusing side's own files
-    are at fault. ``hostname`` is the name the client connected to, when known.
+    are at fault. ``hostname`` is the name the client connected to, when known; ``client`` is the client
+    whose files were used (default: the diagram's first client, ``client/``).
     """
     reason = reason or ""
     code = classify(reason)
-    side = refused_by if refused_by in SIDES else None
-    if side is None:
+    side_name = refused_by if refused_by in SIDES else None
+    if side_name is None:
         # Only one side can produce some failures; otherwise stay general.
-        side = {"no-client-cert": "broker", "name-mismatch": "client"}.get(code)
-    if side is None:
+        side_name = {"no-client-cert": "broker", "name-mismatch": "client"}.get(code)
+    if side_name is None:
         return _general(code, reason)
-    peer = other(side)
-    trust, peer_cert, peer_csr = trust_file(side).relpath, cert_file(peer).relpath, csr_file(peer).relpath
-    peer_arrow = ARROW_OF[cert_file(peer)]
+    side_role, peer_role = role_of(side_name, client), role_of(other(side_name), client)
+    _side, peer = side_role.kind, peer_role.kind
+    side_l, peer_l = side_role.label, peer_role.label
+    trust, peer_cert = trust_file(side_role).relpath, cert_file(peer_role).relpath
+    peer_csr = csr_file(peer_role).relpath
+    peer_arrow = arrow_of(cert_file(peer_role))
     name = f"{hostname!r}" if hostname else "the name the client connects to"
 
     if code == "untrusted-issuer":
         return file_diagnosis(
-            trust_file(side),
-            f"the {side} does not trust the CA that signed the {peer}'s certificate ({peer_cert}): "
+            trust_file(side_role),
+            f"{side_l} does not trust the CA that signed {peer_l}'s certificate ({peer_cert}): "
             f"its {trust} is not that CA's certificate.",
             f"copy ca/ca.crt to {trust} (arrow 9); if {peer_cert} comes from another CA, have ca.key sign "
             f"{peer_csr} again (arrow {peer_arrow}).", code)
     if code == "no-client-cert":
+        who = role_of("client", client)
         return file_diagnosis(
-            L.CLIENT_CERT, "the broker requires a client certificate and the client presented none.",
-            "give the client client/client.crt and client/client.key (paho: tls_set(certfile=..., "
+            cert_file(who), f"{cert_file(who).relpath} is missing: the client has no certificate to present, and "
+                            "the broker requires one.",
+            f"give {who.label} {cert_file(who).relpath} and {key_file(who).relpath} (paho: tls_set(certfile=..., "
             "keyfile=...); mosquitto_pub: --cert/--key).", code)
     if code == "wrong-purpose":
         wanted = "serverAuth" if peer == "broker" else "clientAuth"
         return file_diagnosis(
-            cert_file(peer),
-            f"the {peer}'s certificate is not made for its role: the {side} needs extendedKeyUsage {wanted}.",
-            f"have the CA sign {csr_file(peer).relpath} as a {peer} certificate "
-            f"(arrow {ARROW_OF[cert_file(peer)]}), and give each side its own certificate.", code)
+            cert_file(peer_role),
+            f"{peer_l}'s certificate is not made for its role: {side_l} needs extendedKeyUsage {wanted}.",
+            f"have the CA sign {csr_file(peer_role).relpath} as a {peer} certificate "
+            f"(arrow {arrow_of(cert_file(peer_role))}), and give each side its own certificate.", code)
     if code == "name-mismatch":
         return file_diagnosis(
             L.SERVER_CERT, f"the broker's certificate does not list {name} in its subjectAltName, so the "
@@ -196,9 +206,9 @@ def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str |
     if code in ("expired", "not-yet-valid"):
         when = "has expired" if code == "expired" else "is not valid yet (its notBefore is in the future)"
         return file_diagnosis(
-            cert_file(peer), f"the {peer}'s certificate {when}, or the CA certificate it chains to does.",
-            f"have the CA sign {csr_file(peer).relpath} again with a current validity period "
-            f"(arrow {ARROW_OF[cert_file(peer)]}); check the clocks of both machines.", code)
+            cert_file(peer_role), f"{peer_l}'s certificate {when}, or the CA certificate it chains to does.",
+            f"have the CA sign {csr_file(peer_role).relpath} again with a current validity period "
+            f"(arrow {arrow_of(cert_file(peer_role))}); check the clocks of both machines.", code)
     if code == "ca-profile":
         return file_diagnosis(
             L.CA_CERT, "the CA certificate does not pass strict X.509 checks (basicConstraints CA:TRUE must "
@@ -206,58 +216,61 @@ def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str |
             "make ca.crt again from ca.key with the lab's CA profile (arrow 2) and hand it out (arrow 9); "
             "certificates signed by the same key and name stay valid.", code)
     if code == "weak-key":
-        owner = side if _is_load_failure(reason) else peer
+        owner = side_role if _is_load_failure(reason) else peer_role
+        owner_l = owner.label
         key = key_file(owner)
         return file_diagnosis(
-            key, f"the {owner}'s key is too weak for OpenSSL's security level: RSA keys need at least 2048 bits "
+            key, f"{owner_l}'s key is too weak for OpenSSL's security level: RSA keys need at least 2048 bits "
                  "(the CA's key too).",
-            f"generate {key.relpath} again with a strong key type (arrow {ARROW_OF[key]}), then make its CSR "
-            f"and have it signed (arrows {ARROW_OF[csr_file(owner)]}-{ARROW_OF[cert_file(owner)]}).", code)
+            f"generate {key.relpath} again with a strong key type (arrow {arrow_of(key)}), then make its CSR "
+            f"and have it signed (arrows {arrow_of(csr_file(owner))}-{arrow_of(cert_file(owner))}).", code)
     if code == "weak-signature":
-        owner = side if _is_load_failure(reason) else peer
+        owner = side_role if _is_load_failure(reason) else peer_role
+        owner_l = owner.label
         cert = cert_file(owner)
         return file_diagnosis(
             cert, f"{cert.relpath} (or the CA certificate) is signed with a digest OpenSSL refuses (SHA-1 or MD5).",
-            f"have the CA sign {csr_file(owner).relpath} again with SHA-256 (arrow {ARROW_OF[cert]}); if ca.crt "
+            f"have the CA sign {csr_file(owner).relpath} again with SHA-256 (arrow {arrow_of(cert)}); if ca.crt "
             "itself is signed with SHA-1, make it again (arrow 2).", code)
     if code == "key-mismatch":
-        cert, key = cert_file(side), key_file(side)
+        cert, key = cert_file(side_role), key_file(side_role)
         return file_diagnosis(
             cert, f"{cert.relpath} does not belong to {key.relpath}: the public key in the certificate is "
                   "not the public half of the private key.",
-            f"make {csr_file(side).relpath} from {key.relpath} (arrow {ARROW_OF[csr_file(side)]}) and have "
-            f"the CA sign it (arrow {ARROW_OF[cert]}).", code)
+            f"make {csr_file(side_role).relpath} from {key.relpath} (arrow {arrow_of(csr_file(side_role))}) and have "
+            f"the CA sign it (arrow {arrow_of(cert)}).", code)
     if code in ("missing-file", "unreadable-file", "not-pem", "bad-passphrase"):
-        return _own_files(code, side, reason)
+        return _own_files(code, side_role, reason)
     if code == "bad-certificate":
         wanted = "serverAuth" if peer == "broker" else "clientAuth"
         return file_diagnosis(
-            cert_file(peer), f"the {side} refused the {peer}'s certificate ({reason}) without saying why. The "
+            cert_file(peer_role), f"{side_l} refused {peer_l}'s certificate ({reason}) without saying why. The "
                              f"usual causes: {peer_cert} is not signed by the CA in {trust}, it has expired or is "
                              f"not valid yet, or it is not made for {wanted}"
                              + (f", or it does not list {name}." if peer == "broker" else "."),
             f"run `mqtt-pki-lab verify` on the lab folder: its checks name the exact problem with {peer_cert}.",
             code)
-    return _general(code, reason, side)
+    return _general(code, reason, side_l)
 
 
-def _own_files(code: str, side: str, reason: str) -> Diagnosis:
-    files = ", ".join(f.relpath for f in L.OPERATING_FILES[side])
+def _own_files(code: str, role: Role, reason: str) -> Diagnosis:
+    side = role.label.removeprefix("the ")
+    files = ", ".join(f.relpath for f in role.operating)
     problem = {
         "missing-file": f"one of the {side}'s files ({files}) is missing.",
         "unreadable-file": f"the {side} may not read one of its files ({files}).",
         "not-pem": f"one of the {side}'s files ({files}) is not a PEM file of the right kind.",
-        "bad-passphrase": f"{key_file(side).relpath} is encrypted and the passphrase is wrong or missing.",
+        "bad-passphrase": f"{key_file(role).relpath} is encrypted and the passphrase is wrong or missing.",
     }[code]
     fix = {
         "bad-passphrase": "give the passphrase the key was encrypted with.",
         "unreadable-file": "let the user the program runs as read the file (keys 0600, owned by that user).",
     }.get(code, "run `mqtt-pki-lab status` to see which step makes the file, and run it.")
-    return Diagnosis(None, key_file(side).relpath if code == "bad-passphrase" else None, problem, fix, code)
+    return Diagnosis(None, key_file(role).relpath if code == "bad-passphrase" else None, problem, fix, code)
 
 
 def _general(code: str, reason: str, side: str | None = None) -> Diagnosis:
-    who = f"the {side}" if side else "one side"
+    who = side if side else "one side"
     if code == "closed":
         return Diagnosis(HANDSHAKE_ARROW, None,
                          f"{who} hung up during the handshake without a TLS alert ({reason}); some brokers "

@@ -13,9 +13,9 @@ from html import escape
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
-from . import layout as L
+from . import diagram as L
+from .certificates import display_name, san_names
 from .diagnose import Diagnosis, diagnose_tls_failure
 from .tlscontext import broker_context, client_context
 
@@ -33,20 +33,10 @@ class PeerView:
         if not der:
             return None
         cert = x509.load_der_x509_certificate(der)
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            names = tuple(str(n.value) for n in san)
-        except x509.ExtensionNotFound:
-            names = ()
-        return cls(_cn(cert.subject), _cn(cert.issuer), names)
+        return cls(f"CN={display_name(cert.subject)}", f"CN={display_name(cert.issuer)}", tuple(san_names(cert)))
 
     def __str__(self) -> str:
         return f"{self.subject} (issued by {self.issuer}; SAN {', '.join(self.names) or 'none'})"
-
-
-def _cn(name: x509.Name) -> str:
-    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"CN={cns[0].value}" if cns else name.rfc4514_string()
 
 
 @dataclass(frozen=True)
@@ -112,7 +102,7 @@ def _other(side: str | None) -> str:
 
 
 def handshake_contexts(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: str,
-                       max_rounds: int = 50) -> HandshakeResult:
+                       max_rounds: int = 50, *, client_role: L.Role = L.FIRST_CLIENT) -> HandshakeResult:
     """Run a TLS handshake in memory between two ready contexts; never raises for TLS failures.
 
     The two sides take turns: each one runs as far as it can, then its output is delivered to the
@@ -134,7 +124,7 @@ def handshake_contexts(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, h
                 except ssl.SSLWantReadError:
                     pass
                 except ssl.SSLError as exc:
-                    return _failure(hostname, name, exc, ends, done)
+                    return _failure(hostname, name, exc, ends, done, client_role)
             moved |= _pump(out, peer_in)
         if all(done.values()) or not moved:
             break
@@ -148,7 +138,7 @@ def handshake_contexts(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, h
             _pump(out, peer_in)
             ends[peer][0].read(4)
         except ssl.SSLError as exc:
-            return _failure(hostname, peer, exc, ends, done)
+            return _failure(hostname, peer, exc, ends, done, client_role)
     return HandshakeResult(
         ok=True, hostname=hostname, tls_version=client.version(), cipher=(client.cipher() or ("?",))[0],
         broker_saw=PeerView.from_der(server.getpeercert(binary_form=True)),
@@ -171,7 +161,8 @@ def _is_alert(exc: ssl.SSLError) -> bool:
     return "ALERT" in str(getattr(exc, "reason", "") or "").upper()
 
 
-def _failure(hostname: str, side: str, exc: ssl.SSLError, ends: dict, done: dict[str, bool]) -> HandshakeResult:
+def _failure(hostname: str, side: str, exc: ssl.SSLError, ends: dict, done: dict[str, bool],
+             client: L.Role) -> HandshakeResult:
     """The result when ``side`` raised ``exc``: a refusal by ``side``, or, when ``exc`` is an alert
     ``side`` received, a refusal by the other side."""
     if _is_alert(exc):
@@ -180,7 +171,7 @@ def _failure(hostname: str, side: str, exc: ssl.SSLError, ends: dict, done: dict
         refused_by, reason = side, _words(exc)
         alert = _alert_received(_other(side), ends, done)
     return HandshakeResult(ok=False, hostname=hostname, refused_by=refused_by, reason=reason, alert=alert,
-                           diagnosis=diagnose_tls_failure(reason, refused_by, hostname=hostname))
+                           diagnosis=diagnose_tls_failure(reason, refused_by, hostname=hostname, client=client))
 
 
 def _alert_received(peer: str, ends: dict, done: dict[str, bool]) -> str | None:
@@ -200,20 +191,20 @@ def _alert_received(peer: str, ends: dict, done: dict[str, bool]) -> str | None:
 
 
 def mutual_tls_handshake(root: str | Path, hostname: str = "localhost",
-                         password: bytes | str | None = None) -> HandshakeResult:
+                         password: bytes | str | None = None, client: L.Role = L.FIRST_CLIENT) -> HandshakeResult:
     """Handshake between the broker's files and the client's files of the lab folder ``root``.
 
     The broker presents ``server.crt`` and requires a client certificate signed by ``broker/ca.crt``;
-    the client presents ``client.crt``, trusts only ``client/ca.crt`` and checks that the broker's
+    the client (``client``: default the diagram's ``client/``, or any further client) presents ``client.crt``, trusts only ``client/ca.crt`` and checks that the broker's
     certificate covers ``hostname``. Strict X.509 checks are on, as in Python 3.13. A failure comes
     with a :class:`~mqtt_pki_lab.diagnose.Diagnosis`; :func:`mqtt_pki_lab.verify.verify_lab` adds
     checks of the files themselves, which can name the file at fault more precisely.
     """
-    return handshake_files(L.side(root, "broker"), L.side(root, "client"), hostname, password)
+    return handshake_files(L.BROKER.side(root), client.side(root), hostname, password, client_role=client)
 
 
 def handshake_files(broker: L.Side, client: L.Side, hostname: str = "localhost",
-                    password: bytes | str | None = None) -> HandshakeResult:
+                    password: bytes | str | None = None, *, client_role: L.Role = L.FIRST_CLIENT) -> HandshakeResult:
     """Handshake between any broker files and any client files (paths in two :class:`~layout.Side`).
 
     A client :class:`~layout.Side` with ``cert`` and ``key`` set to None connects without a certificate.
@@ -225,5 +216,6 @@ def handshake_files(broker: L.Side, client: L.Side, hostname: str = "localhost",
         except (ssl.SSLError, OSError, ValueError) as exc:
             reason = f"the {side} cannot load its files: {_words(exc)}"
             return HandshakeResult(ok=False, hostname=hostname, refused_by=side, reason=reason,
-                                   diagnosis=diagnose_tls_failure(reason, side, hostname=hostname))
-    return handshake_contexts(contexts[0], contexts[1], hostname)
+                                   diagnosis=diagnose_tls_failure(reason, side, hostname=hostname,
+                                                                  client=client_role))
+    return handshake_contexts(contexts[0], contexts[1], hostname, client_role=client_role)

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .errors import InputError
 from .files import read_bytes, write_atomic
+from .pem import describe_pem_kind
 
 #: A private key of one of the types the lab makes.
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey]  # noqa: UP007
@@ -111,8 +112,6 @@ def load_private_key(path: str | Path, passphrase: bytes | str | None = None) ->
     path = Path(path)
     data = read_bytes(path)
     if not is_private_key_pem(data):
-        from .pem import describe_pem_kind
-
         raise InputError(path, f"expected a private key, but this is {describe_pem_kind(data)}")
     encrypted = is_encrypted_key_pem(data)
     if isinstance(passphrase, str):
@@ -137,6 +136,34 @@ def key_type_of(key: PrivateKey | PublicKey) -> str | None:
     return next((kt.name for kt in KEY_TYPES.values() if kt.kind == key_kind(key)), None)
 
 
+#: Smallest RSA key OpenSSL accepts at its default security level (level 2: 112-bit security).
+MIN_RSA_BITS = 2048
+#: Largest RSA key the lab certifies (larger ones only slow every handshake down).
+MAX_RSA_BITS = 16384
+#: The curves TLS clients and brokers commonly accept.
+GOOD_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+
+
+def key_problem(key: object) -> str | None:
+    """Why the lab will not certify this (public or private) key, or None when it is strong and usable."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        if key.key_size < MIN_RSA_BITS:
+            return (f"RSA {key.key_size}: RSA keys below {MIN_RSA_BITS} bits are refused by OpenSSL's default "
+                    "security level ('ee key too small')")
+        if key.key_size > MAX_RSA_BITS:
+            return f"RSA {key.key_size}: larger than {MAX_RSA_BITS} bits, which only slows every handshake"
+        return None
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        if key.curve.name not in GOOD_CURVES:
+            return (f"EC {key.curve.name}: TLS peers do not accept this curve (OpenSSL's default groups are "
+                    "P-256, P-384, P-521 and X25519); use ec-p256 or ec-p384")
+        return None
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return None
+    name = type(key).__name__.removeprefix("_").replace("PublicKey", "").replace("PrivateKey", "")
+    return f"{name or 'this'} keys are not supported for MQTT over TLS here; use ec-p256, ec-p384, rsa-2048+ or ed25519"
+
+
 def key_kind(key: PrivateKey | PublicKey) -> str:
     """A short human name of a key's type and size, e.g. ``EC P-256`` or ``RSA 2048``."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
@@ -146,7 +173,7 @@ def key_kind(key: PrivateKey | PublicKey) -> str:
         return f"RSA {key.key_size}"
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return "Ed25519"
-    return type(key).__name__
+    return type(key).__name__.removeprefix("_")
 
 
 def public_key_fingerprint(key: PrivateKey | PublicKey) -> str:

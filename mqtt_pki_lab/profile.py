@@ -1,17 +1,18 @@
 """The certificate profile: which extensions each kind of certificate carries, and why.
 
 Strict verifiers (OpenSSL ``-x509_strict``, Python 3.13's default context, mosquitto) check more than
-a signature. They want a CA that *says* it is a CA (basicConstraints critical) and *may* sign
-certificates (keyUsage keyCertSign); leaves that say what they are for (extendedKeyUsage) and which
-names they answer to (subjectAltName); and key identifiers that link each leaf to its issuer.
+a signature. They want a CA that *says* it is a CA (basicConstraints, which must be marked critical) and
+*may* sign certificates (keyUsage keyCertSign; RFC 5280 says keyUsage SHOULD be critical, and the lab
+marks it so); leaves that say what they are for (extendedKeyUsage) and which names they answer to
+(subjectAltName); and key identifiers that link each certificate to its issuer.
+
+This module is data and small decisions; :func:`mqtt_pki_lab.certificates.issue` applies it, in one place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import ipaddress
-import re
+import urllib.parse
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,94 +20,66 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import InputError
-
-#: The three roles of the diagram, by the name of their folder.
-ROLES = ("ca", "broker", "client")
-#: The two kinds of leaf certificate a CA signs here.
-LEAF_ROLES = ("broker", "client")
+from .names import is_ip
 
 #: Names every broker certificate answers to, so that a client on the same machine can connect.
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
-#: Longest lifetime of a leaf certificate that browsers and strict clients accept (CA/B Forum rule).
+#: This lab's own cap on a leaf certificate's lifetime. It is the lab's choice, not a TLS rule: 397 days
+#: is the CA/Browser Forum's limit for *publicly trusted* TLS certificates; OpenSSL, Python 3.13 and
+#: mosquitto accept longer-lived leaves from a private CA. Short lives limit how long a stolen key works.
 MAX_LEAF_DAYS = 397
 DEFAULT_LEAF_DAYS = 365
 DEFAULT_CA_DAYS = 3650
+#: This lab's cap on a CA's lifetime (100 years); dates past 9999 cannot even be written in X.509.
+MAX_CA_DAYS = 36500
 DEFAULT_CA_NAME = "MQTT Lab Root CA"
 DEFAULT_SERVER_NAME = "localhost"
 DEFAULT_CLIENT_NAME = "client"
 #: Backdate notBefore a little, so a machine whose clock is slightly behind accepts a fresh certificate.
 CLOCK_SKEW = dt.timedelta(minutes=5)
-#: Upper bound of a Common Name in X.509 (ub-common-name).
-MAX_CN_LENGTH = 64
-
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-@functools.lru_cache(maxsize=256)
-def check_name(name: str, where: str = "--server-name") -> str:
-    """Check that ``name`` is a DNS name or an IP address a certificate can carry; return it.
-
-    DNS names are dot-separated labels of letters, digits and hyphens (no spaces, no ``!``).
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(where, "the name is empty; give a host name such as mqtt.example.com")
-    if is_ip(name):
-        return name
-    candidate = name[:-1] if name.endswith(".") else name
-    if len(candidate) > 253 or not all(_LABEL.match(label) for label in candidate.split(".")):
-        raise InputError(where, f"{name!r} is not a valid host name: use letters, digits, hyphens and dots "
-                                "(e.g. mqtt.example.com), or an IP address")
-    return name
+ORGANIZATION = "mqtt-pki-lab"
+#: A client certificate names its device with a URI in the subjectAltName, not as a host (a device has
+#: no DNS name; a single-label dNSName such as ``sensor-1`` is invalid DNS syntax, which pkilint reports).
+#: The URN namespace is the lab's own (not registered with IANA): fine inside a private PKI.
+CLIENT_URI_PREFIX = "urn:mqtt-pki-lab:client:"
 
 
-def check_common_name(name: str, where: str) -> str:
-    """Check a name that becomes a certificate's Common Name (at most 64 characters)."""
-    if len(name) > MAX_CN_LENGTH:
-        raise InputError(where, f"{name[:20]!r}... is {len(name)} characters; a certificate's Common Name "
-                                f"holds at most {MAX_CN_LENGTH}")
-    return name
-
-
-def check_days(days: int, where: str = "--days", maximum: int | None = MAX_LEAF_DAYS) -> int:
-    """Check a validity period in days: positive, and at most ``maximum``."""
+def check_days(days: object, where: str = "--days", maximum: int = MAX_LEAF_DAYS) -> int:
+    """Check a validity period in days: a whole number from 1 to ``maximum``."""
     if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
-        raise InputError(where, f"{days!r} is not a positive number of days")
-    if maximum is not None and days > maximum:
-        raise InputError(where, f"{days} days is too long: leaf certificates may live at most {maximum} days "
-                                "(longer ones are refused by strict clients)")
+        raise InputError(where, f"{days!r} is not a positive whole number of days")
+    if days > maximum:
+        if maximum == MAX_LEAF_DAYS:
+            raise InputError(where, f"{days} days is longer than this lab allows for a broker's or client's "
+                                    f"certificate ({maximum} days, the CA/Browser Forum's rule for public TLS "
+                                    "certificates, which the lab follows by choice: short lives limit how long "
+                                    "a stolen key works)")
+        raise InputError(where, f"{days} days is longer than this lab allows for a CA ({maximum} days)")
     return days
 
 
-@functools.lru_cache(maxsize=256)
-def is_ip(name: str) -> bool:
-    """True when ``name`` is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
-def general_name(name: str) -> x509.GeneralName:
-    """The SAN entry for a name: an IPAddress for addresses, a DNSName otherwise."""
-    return x509.IPAddress(ipaddress.ip_address(name)) if is_ip(name) else x509.DNSName(name)
-
-
-def server_names(names: list[str] | tuple[str, ...]) -> list[str]:
-    """The broker's SAN: its own names first, then the local names, without duplicates."""
-    out: list[str] = []
-    for name in [*names, *LOCAL_NAMES]:
-        if name not in out:
-            out.append(name)
-    return out
+def client_uri(name: str) -> str:
+    """The URI that names a client device in its certificate's subjectAltName."""
+    return CLIENT_URI_PREFIX + urllib.parse.quote(name, safe="@-._")
 
 
 def subject(common_name: str) -> x509.Name:
     """A subject with just a Common Name and the lab's organisation."""
     return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mqtt-pki-lab"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
     ])
+
+
+def general_name(name: str) -> x509.GeneralName:
+    """The SAN entry for a name: an IPAddress for addresses, a URI for ``urn:...``, a DNSName otherwise."""
+    import ipaddress
+
+    if is_ip(name):
+        return x509.IPAddress(ipaddress.ip_address(name))
+    if name.startswith("urn:"):
+        return x509.UniformResourceIdentifier(name)
+    return x509.DNSName(name)
 
 
 @dataclass(frozen=True)
@@ -126,37 +99,51 @@ def validity(days: int, not_after_limit: dt.datetime | None = None, now: dt.date
     return Validity(now - CLOCK_SKEW, not_after)
 
 
-def ca_extensions(public_key) -> list[tuple[x509.ExtensionType, bool]]:
-    """Extensions of the CA certificate, each with its criticality."""
+def _key_usage(*, sign: bool = False, certs: bool = False, encipher: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=encipher,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=certs, crl_sign=certs,
+                         encipher_only=False, decipher_only=False)
+
+
+Extensions = list[tuple[x509.ExtensionType, bool]]
+
+
+def ca_extensions(public_key, path_length: int = 0) -> Extensions:
+    """Extensions of a CA certificate, each with its criticality.
+
+    ``path_length`` 0: it signs leaves only; 1: it may sign one intermediate CA, which signs the leaves.
+    """
     return [
         # CA:TRUE, critical: strict verifiers refuse a CA whose basicConstraints may be ignored.
-        # pathLen 0: this CA signs leaves only, never another CA.
-        (x509.BasicConstraints(ca=True, path_length=0), True),
-        # keyCertSign lets it sign certificates; cRLSign lets it sign revocation lists.
-        (x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                       data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                       encipher_only=False, decipher_only=False), True),
+        (x509.BasicConstraints(ca=True, path_length=path_length), True),
+        # keyCertSign lets it sign certificates, cRLSign revocation lists; digitalSignature is for OCSP
+        # responses and is harmless. RFC 5280 says keyUsage SHOULD be critical: it is.
+        (_key_usage(sign=True, certs=True), True),
         (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
     ]
 
 
-def leaf_extensions(role: str, names: list[str], public_key, issuer_ski: x509.SubjectKeyIdentifier
-                    ) -> list[tuple[x509.ExtensionType, bool]]:
-    """Extensions of a broker (``role="broker"``) or client (``role="client"``) certificate."""
+def leaf_extensions(kind: str, names: list[str], public_key) -> Extensions:
+    """Extensions of a ``broker`` or ``client`` certificate (the AKI is added by the builder)."""
+    if kind not in ("broker", "client"):
+        raise ValueError(f"a leaf is a broker's or a client's certificate, not a {kind!r}")
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if role == "broker" else ExtendedKeyUsageOID.CLIENT_AUTH
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if kind == "broker" else ExtendedKeyUsageOID.CLIENT_AUTH
     return [
         # Not a CA: this certificate may not sign others.
         (x509.BasicConstraints(ca=False, path_length=None), True),
-        # The key signs handshakes (and, for RSA key exchange, decrypts the premaster secret).
-        (x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=is_rsa,
-                       data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                       encipher_only=False, decipher_only=False), True),
+        # The key signs handshakes (and, for RSA key exchange in TLS 1.2, decrypts the premaster secret).
+        (_key_usage(sign=True, encipher=is_rsa), True),
         # What it is for: serverAuth for the broker, clientAuth for a client; never both.
         (x509.ExtendedKeyUsage([usage]), False),
-        # The names it answers to: clients check the host they dialled against this list.
+        # The broker: the names clients dial. A client: the URI naming the device.
         (x509.SubjectAlternativeName([general_name(n) for n in names]), False),
         (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-        # Which CA key signed it: lets verifiers find the issuer (required by -x509_strict).
-        (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), False),
     ]
+
+
+def leaf_names(kind: str, names: list[str]) -> list[str]:
+    """The SAN of a leaf: the broker's names plus the local names; a client's device URI."""
+    if kind == "broker":
+        return list(dict.fromkeys([*names, *LOCAL_NAMES]))
+    return [client_uri(names[0])]
