@@ -4,8 +4,10 @@ The package follows one picture: a CA makes ``ca.key`` and ``ca.crt``; the broke
 make a key and a CSR and receive a certificate signed with ``ca.key``; each side ends with the three
 files it needs. The main objects:
 
-- :class:`Lab`, :class:`BuildOptions`, :data:`STEPS`, :class:`LabState`: the diagram's arrows as data,
-  and a lab folder to run them in (``Lab("pki").build()``).
+- :data:`STEPS`, :class:`Role`, :class:`LabFile` (:mod:`mqtt_pki_lab.diagram`): the diagram's arrows,
+  boxes and files as plain data.
+- :class:`Lab`, :class:`BuildOptions`, :class:`LabState`: a lab folder to run them in (``Lab("pki").build()``,
+  ``Lab("pki").add_client("sensor-1")``).
 - :func:`mutual_tls_handshake`: prove the files work, in memory.
 - :func:`generate_key`, :func:`create_ca_certificate`, :func:`create_csr`, :func:`sign_csr`: the single
   arrows, for your own scripts.
@@ -21,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Lab": "steps", "BuildOptions": "steps", "LabState": "steps", "Step": "steps", "StepResult": "steps",
-    "STEPS": "steps", "build": "steps", "get_step": "steps",
+    "STEPS": "diagram", "Step": "diagram", "Role": "diagram", "LabFile": "diagram",
+    "Lab": "steps", "BuildOptions": "options", "LabState": "steps", "StepResult": "steps",
+    "build": "steps", "get_step": "steps", "openssl_twin": "twins", "issue": "certificates",
     "LabError": "errors", "InputError": "errors", "RefusedError": "errors",
     "KEY_TYPES": "keys", "generate_key": "keys", "load_private_key": "keys", "save_key": "keys",
     "create_ca_certificate": "ca", "create_csr": "csr", "sign_csr": "sign",
@@ -45,9 +48,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .breakit import SCENARIOS, Scenario, break_lab
     from .broker_embedded import EmbeddedBroker
     from .ca import create_ca_certificate
+    from .certificates import issue
     from .checks import Check
     from .csr import create_csr
     from .diagnose import Diagnosis, diagnose_tls_failure
+    from .diagram import STEPS, LabFile, Role, Step
     from .errors import InputError, LabError, RefusedError
     from .explain import explain_file
     from .export import client_commands, mosquitto_conf_text, paho_snippet
@@ -57,9 +62,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mosquitto import MosquittoBroker, mosquitto_conf
     from .mqtt_client import RoundTrip, mqtt_round_trip
     from .mqtt_proof import MqttCheckReport, MqttOutcome, mqtt_check
+    from .options import BuildOptions
     from .pem import load_certificate, load_csr
     from .sign import sign_csr
-    from .steps import STEPS, BuildOptions, Lab, LabState, Step, StepResult, build, get_step
+    from .steps import Lab, LabState, StepResult, build, get_step
+    from .twins import openssl_twin
     from .verify import VerifyReport, verify_lab
 
 

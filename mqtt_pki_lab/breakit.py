@@ -16,27 +16,30 @@ each scenario carries the diagnosis it expects, and the tests check that ``verif
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
-from . import layout as L
-from .ca import create_ca_certificate, signature_hash
+from . import diagram as L
+from .ca import create_ca_certificate
+from .certificates import common_name, issue
 from .csr import create_csr
+from .diagram import Role
 from .errors import InputError, RefusedError
-from .files import read_bytes, write_atomic
+from .files import LabLock, check_lab_path, read_bytes, write_atomic
 from .keys import PrivateKey, generate_key, is_encrypted_key_pem, key_type_of, load_private_key, save_key
 from .pem import load_certificate, load_csr, save_pem
-from .profile import ca_extensions, leaf_extensions, subject, validity
+from .profile import Validity, ca_extensions, leaf_extensions, leaf_names, validity
 from .sign import csr_names, sign_csr
-from .steps import STEP_BY_ID
+from .steps import Lab, discover_roles
+from .verify import verify_lab
 
 if TYPE_CHECKING:
     from .verify import VerifyReport
@@ -63,6 +66,15 @@ class Expected:
     """The code of the handshake's own diagnosis (from OpenSSL's words alone), or None when the
     handshake still passes (the problem is not one TLS can see)."""
 
+    def for_client(self, client: Role) -> Expected:
+        """The same expectation when the scenario breaks a further client (``clients/NAME/``) instead."""
+        if client == L.FIRST_CLIENT:
+            return self
+        prefix = f"{L.FIRST_CLIENT_FOLDER}/"
+        file = client.folder + "/" + self.file[len(prefix):] if self.file.startswith(prefix) else self.file
+        phrase = self.phrase.replace("client does not", f"{client.label} does not")
+        return replace(self, file=file, phrase=phrase)
+
     def mismatches(self, report: VerifyReport) -> list[str]:
         """How ``report`` differs from this expectation (empty when verify diagnosed it exactly)."""
         diagnosis, handshake = report.diagnosis, report.handshake
@@ -85,11 +97,16 @@ class Expected:
 
 
 class _Work:
-    """The lab copy being broken, with its files loaded on demand."""
+    """The lab copy being broken, with its files loaded on demand; ``client`` is the client it breaks."""
 
-    def __init__(self, root: Path, passphrase: bytes | None) -> None:
+    def __init__(self, root: Path, passphrase: bytes | None, client: Role = L.FIRST_CLIENT) -> None:
         self.root = root
         self.passphrase = passphrase
+        self.client = client
+
+    def file(self, slot: str, kind: str = "client") -> L.LabFile:
+        """The file in ``slot`` of the broker or of the broken client (``clients/NAME/client.crt``)."""
+        return (L.BROKER if kind == "broker" else self.client).file(slot)
 
     def key(self, file: L.LabFile) -> PrivateKey:
         return load_private_key(file.path(self.root), self.passphrase)
@@ -107,43 +124,40 @@ class _Work:
 
     def key_type(self) -> str:
         """The key type the lab was built with (read from client.key), to make look-alike keys."""
-        return key_type_of(self.key(L.CLIENT_KEY)) or "ec-p256"
+        return key_type_of(self.key(self.file("key"))) or "ec-p256"
 
     def ca_name(self) -> str:
-        cns = self.cert(L.CA_CERT).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return str(cns[0].value)
+        return common_name(self.cert(L.CA_CERT)) or "MQTT Lab Root CA"
 
     def save_cert(self, cert: x509.Certificate, *files: L.LabFile) -> None:
         for file in files:
             save_pem(cert, file.path(self.root))
 
     def hand_out(self) -> None:
-        """Arrow 9 again: copy ca/ca.crt to the broker and the client."""
-        STEP_BY_ID["hand-out"].run(self.root)
+        """Arrow 9 again, for every side: copy ca/ca.crt to the broker and each client."""
+        Lab(self.root).run("hand-out")
+        for client in discover_roles(self.root).clients[1:]:
+            Lab(self.root).run("hand-out", client)
 
 
 def _encrypted(path: Path) -> bool:
     return is_encrypted_key_pem(read_bytes(path))
 
 
-def issue(csr: x509.CertificateSigningRequest, ca_cert: x509.Certificate, ca_key: PrivateKey, role: str, *,
-          names: list[str] | None = None, not_before: dt.datetime | None = None, days: int = 30
-          ) -> x509.Certificate:
-    """Sign ``csr`` with the profile of ``role`` like :func:`~mqtt_pki_lab.sign.sign_csr`, but with the
+def careless_issue(csr: x509.CertificateSigningRequest, ca_cert: x509.Certificate, ca_key: PrivateKey, kind: str,
+                   *, names: list[str] | None = None, not_before: dt.datetime | None = None, days: int = 30
+                   ) -> x509.Certificate:
+    """Sign ``csr`` with the profile of ``kind`` as :func:`~mqtt_pki_lab.sign.sign_csr` does, but with the
     names and the validity window forced: what a careless (or broken) CA would do.
 
     ``not_before`` in the past with few ``days`` makes an expired certificate; in the future, one not
     yet valid. ``names`` replaces the names the CSR asks for.
     """
-    names = names or csr_names(csr)
+    asked = csr_names(csr)
+    san = names if names is not None else leaf_names(kind, asked)
     window = validity(days, now=(not_before or dt.datetime.now(dt.timezone.utc)))
-    issuer_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (x509.CertificateBuilder().subject_name(subject(names[0])).issuer_name(ca_cert.subject)
-               .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(window.not_before).not_valid_after(window.not_after))
-    for extension, critical in leaf_extensions(role, names, csr.public_key(), issuer_ski):
-        builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(ca_key, signature_hash(ca_key))
+    return issue(csr.public_key(), (names or asked)[0], issuer=ca_cert, signing_key=ca_key,  # type: ignore[arg-type]
+                 extensions=leaf_extensions(kind, san, csr.public_key()), window=window)
 
 
 def foreign_ca(key_type: str = "ec-p256", name: str = FOREIGN_CA_NAME) -> tuple[PrivateKey, x509.Certificate]:
@@ -156,66 +170,55 @@ def _ca_with(work: _Work, change: Callable[[x509.ExtensionType, bool], tuple[x50
              ) -> x509.Certificate:
     """Re-make ca.crt with the same key, name and window, one extension changed by ``change``."""
     old, key = work.cert(L.CA_CERT), work.key(L.CA_KEY)
-    builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(old.subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(old.not_valid_before_utc).not_valid_after(old.not_valid_after_utc))
-    for extension, critical in ca_extensions(key.public_key()):
-        extension, critical = change(extension, critical)
-        builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(key, signature_hash(key))
+    window = Validity(old.not_valid_before_utc, old.not_valid_after_utc)
+    extensions = [change(extension, critical) for extension, critical in ca_extensions(key.public_key())]
+    return issue(key.public_key(), old.subject, issuer=None, signing_key=key, extensions=extensions, window=window)
 
 
 # --- the breakers: each changes the lab copy in one way --------------------------------------------------
 
-def _trust_foreign(copy: L.LabFile) -> Callable[[_Work], None]:
+def _trust_foreign(kind: str) -> Callable[[_Work], None]:
     def breaker(work: _Work) -> None:
         _, cert = foreign_ca(work.key_type())
-        work.save_cert(cert, copy)
+        work.save_cert(cert, work.file("trust", kind))
     return breaker
 
 
 def _client_cert_from_foreign_ca(work: _Work) -> None:
     key, ca = foreign_ca(work.key_type())
-    work.save_cert(sign_csr(work.csr(L.CLIENT_CSR), ca, key, "client"), L.CLIENT_CERT)
+    work.save_cert(sign_csr(work.csr(work.file("csr")), ca, key, "client"), work.file("crt"))
 
 
 def _client_without_certificate(work: _Work) -> None:
-    L.CLIENT_CERT.path(work.root).unlink()
+    work.file("crt").path(work.root).unlink()
 
 
 def _client_key_made_again(work: _Work) -> None:
-    work.save_key(generate_key(work.key_type()), L.CLIENT_KEY)
+    work.save_key(generate_key(work.key_type()), work.file("key"))
 
 
-def _window(role: str, cert_file: L.LabFile, csr_file: L.LabFile, start_days: int, days: int
-            ) -> Callable[[_Work], None]:
+def _window(kind: str, start_days: int, days: int) -> Callable[[_Work], None]:
     def breaker(work: _Work) -> None:
         start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=start_days)
-        cert = issue(work.csr(csr_file), work.cert(L.CA_CERT), work.key(L.CA_KEY), role, not_before=start,
-                     days=days)
-        work.save_cert(cert, cert_file)
+        cert = careless_issue(work.csr(work.file("csr", kind)), work.cert(L.CA_CERT), work.key(L.CA_KEY), kind,
+                              not_before=start, days=days)
+        work.save_cert(cert, work.file("crt", kind))
     return breaker
 
 
 def _server_without_name(work: _Work) -> None:
-    cert = issue(work.csr(L.SERVER_CSR), work.cert(L.CA_CERT), work.key(L.CA_KEY), "broker",
-                 names=[OTHER_SERVER_NAME], days=365)
+    cert = careless_issue(work.csr(L.SERVER_CSR), work.cert(L.CA_CERT), work.key(L.CA_KEY), "broker",
+                          names=[OTHER_SERVER_NAME], days=365)
     work.save_cert(cert, L.SERVER_CERT)
 
 
 def _swap_role(source: str, target: str) -> Callable[[_Work], None]:
     """Give ``target`` the certificate and key of ``source`` (a student copying the wrong files)."""
     def breaker(work: _Work) -> None:
-        for kind in ("cert", "key"):
-            src, dst = (_role_file(source, kind), _role_file(target, kind))
-            write_atomic(dst.path(work.root), read_bytes(src.path(work.root)), secret=kind == "key")
+        for slot in ("crt", "key"):
+            src, dst = work.file(slot, source), work.file(slot, target)
+            write_atomic(dst.path(work.root), read_bytes(src.path(work.root)), secret=slot == "key")
     return breaker
-
-
-def _role_file(role: str, kind: str) -> L.LabFile:
-    files = {("broker", "cert"): L.SERVER_CERT, ("broker", "key"): L.SERVER_KEY,
-             ("client", "cert"): L.CLIENT_CERT, ("client", "key"): L.CLIENT_KEY}
-    return files[(role, kind)]
 
 
 def _ca_without_keycertsign(work: _Work) -> None:
@@ -237,12 +240,13 @@ def _ca_basic_constraints_not_critical(work: _Work) -> None:
 
 
 def _weak_server_key(work: _Work) -> None:
+    # The lab's own CA refuses to certify an RSA-1024 key: this is a careless CA at work.
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     names = csr_names(work.csr(L.SERVER_CSR))
     csr = create_csr(key, "broker", names)
     work.save_key(key, L.SERVER_KEY)
     save_pem(csr, L.SERVER_CSR.path(work.root))
-    work.save_cert(sign_csr(csr, work.cert(L.CA_CERT), work.key(L.CA_KEY), "broker"), L.SERVER_CERT)
+    work.save_cert(careless_issue(csr, work.cert(L.CA_CERT), work.key(L.CA_KEY), "broker", days=365), L.SERVER_CERT)
 
 
 def _ca_made_again(work: _Work) -> None:
@@ -271,9 +275,13 @@ class Scenario:
     expected: Expected
     breaker: Callable[[_Work], None]
 
-    def apply(self, src: str | Path, out: str | Path, passphrase: bytes | None = None) -> Path:
+    #: True when the scenario breaks a client's files (any client of the lab can be chosen).
+    per_client: bool = False
+
+    def apply(self, src: str | Path, out: str | Path, passphrase: bytes | None = None,
+              client: str | None = None) -> Path:
         """Copy the working lab ``src`` to ``out`` (which must not exist) and break the copy."""
-        return break_lab(src, self, out, passphrase)
+        return break_lab(src, self, out, passphrase, client=client)
 
     def __str__(self) -> str:
         return f"{self.id}: {self.title}"
@@ -283,31 +291,31 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("client-trusts-wrong-ca", "the client trusts the wrong CA",
              "client/ca.crt is the certificate of another CA (a copy from another course, another project).",
              Expected("untrusted-issuer", 9, "client/ca.crt", "client does not trust", "untrusted-issuer"),
-             _trust_foreign(L.CLIENT_CA)),
+             _trust_foreign("client"), per_client=True),
     Scenario("broker-trusts-wrong-ca", "the broker trusts the wrong CA",
              "broker/ca.crt is the certificate of another CA, so the broker cannot check the client.",
              Expected("untrusted-issuer", 9, "broker/ca.crt", "broker does not trust", "untrusted-issuer"),
-             _trust_foreign(L.BROKER_CA)),
+             _trust_foreign("broker")),
     Scenario("client-cert-foreign-ca", "the client's certificate comes from a foreign CA",
              f"client.csr was signed by '{FOREIGN_CA_NAME}', not by the lab's ca.key.",
              Expected("foreign-issuer", 8, "client/client.crt", FOREIGN_CA_NAME, "untrusted-issuer"),
-             _client_cert_from_foreign_ca),
+             _client_cert_from_foreign_ca, per_client=True),
     Scenario("client-no-certificate", "the client presents no certificate",
              "client/client.crt is missing (arrow 8 never done): the client connects without a certificate.",
              Expected("no-client-cert", 8, "client/client.crt", "no certificate", "no-client-cert"),
-             _client_without_certificate),
+             _client_without_certificate, per_client=True),
     Scenario("key-mismatch", "the client's key and certificate do not belong together",
              "client.key was generated again (arrow 6 re-run) after client.crt was signed.",
              Expected("key-mismatch", 6, "client/client.key", "does not belong", "key-mismatch"),
-             _client_key_made_again),
+             _client_key_made_again, per_client=True),
     Scenario("client-expired", "the client's certificate has expired",
              "client.crt was valid for 30 days, a year ago.",
              Expected("expired", 8, "client/client.crt", "expired", "expired"),
-             _window("client", L.CLIENT_CERT, L.CLIENT_CSR, start_days=-400, days=30)),
+             _window("client", start_days=-400, days=30), per_client=True),
     Scenario("server-not-yet-valid", "the broker's certificate is not valid yet",
              "server.crt's validity starts in 30 days (a CA whose clock is ahead).",
              Expected("not-yet-valid", 5, "broker/server.crt", "not valid yet", "not-yet-valid"),
-             _window("broker", L.SERVER_CERT, L.SERVER_CSR, start_days=30, days=365)),
+             _window("broker", start_days=30, days=365)),
     Scenario("server-name-missing", "the broker's certificate lacks the name the client connects to",
              f"server.crt's SAN lists only {OTHER_SERVER_NAME}: the CA dropped the names server.csr asked for "
              "(as `openssl x509 -req` does without -copy_extensions).",
@@ -316,7 +324,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("server-cert-as-client", "the broker's certificate used as the client's",
              "client/client.crt and client.key are copies of the broker's server.crt and server.key.",
              Expected("wrong-purpose", 8, "client/client.crt", "clientAuth", "wrong-purpose"),
-             _swap_role("broker", "client")),
+             _swap_role("broker", "client"), per_client=True),
     Scenario("client-cert-as-server", "the client's certificate used as the broker's",
              "broker/server.crt and server.key are copies of the client's client.crt and client.key.",
              Expected("wrong-purpose", 5, "broker/server.crt", "serverAuth", "wrong-purpose"),
@@ -358,40 +366,101 @@ def get_scenario(scenario: str | Scenario) -> Scenario:
                                      f"{', '.join(SCENARIO_BY_ID)}") from None
 
 
+#: The prefix of the folder a broken copy is made in before it takes its name.
+WORK_PREFIX = ".mqtt-pki-lab-break."
+
+
 def _check_source(src: Path) -> None:
+    """A complete, working lab with no symbolic link anywhere in it (a link could point into another lab)."""
     if not src.is_dir():
         raise InputError(src, "no such lab folder; build one first: mqtt-pki-lab build DIR")
-    missing = [f.relpath for f in L.ALL_FILES if not f.path(src).is_file()]
+    for folder, dirs, names in os.walk(src):
+        for name in [*dirs, *names]:
+            if os.path.islink(os.path.join(folder, name)):
+                raise InputError(Path(folder, name), "is a symbolic link; break-it copies only real files, so it "
+                                                     "can never write into another lab through a link")
+    missing = [f.relpath for f in discover_roles(src).files() if not f.path(src).is_file()]
     if missing:
-        raise InputError(src, f"not a complete lab (missing {', '.join(missing)}); the catalogue breaks a "
-                              "working PKI: run mqtt-pki-lab build first")
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise InputError(src, f"not a complete lab (missing {shown}); the catalogue breaks a working PKI: run "
+                              "mqtt-pki-lab build first")
 
 
-def break_lab(src: str | Path, scenario: str | Scenario, out: str | Path, passphrase: bytes | None = None
-              ) -> Path:
+def remove_stale_work(parent: Path) -> list[str]:
+    """Delete the half-made copies that killed ``break`` runs left in ``parent`` (they hold keys)."""
+    import fcntl
+
+    removed = []
+    for path in parent.glob(WORK_PREFIX + "*"):
+        if not path.is_dir() or path.is_symlink():
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a break that is still running: leave it
+        except BlockingIOError:
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
+
+
+def break_lab(src: str | Path, scenario: str | Scenario, out: str | Path, passphrase: bytes | None = None,
+              *, client: str | None = None) -> Path:
     """Copy the working lab ``src`` to ``out`` and break the copy as ``scenario`` says; return ``out``.
 
-    ``out`` must not exist: the catalogue never changes an existing folder. The copy keeps every
-    file's permissions (keys stay 0600) and is built aside, then renamed into place, so a failure
-    leaves nothing half-broken behind. ``passphrase`` unlocks an encrypted ``ca.key``.
+    ``out`` must not exist: the catalogue never changes an existing folder, and never the source lab
+    (which must hold no symbolic link). The copy keeps every file's permissions (keys stay 0600) and
+    is made in a private folder next to ``out`` (``.mqtt-pki-lab-break.*``, mode 0700), then renamed into
+    place, so a failure leaves nothing half-broken behind; a copy left by a killed run is removed by the
+    next one. ``passphrase`` unlocks an encrypted ``ca.key``. ``client`` names the client to break (for
+    the scenarios that break a client; default: the first client, ``client/``).
     """
+    import fcntl
+
     scenario = get_scenario(scenario)
-    src, out = Path(src), Path(out)
+    src, out = check_lab_path(src, "DIR"), check_lab_path(out, "OUT")
     if out.exists() or out.is_symlink():
         raise RefusedError(out, "already exists; the catalogue writes a new folder and never changes an "
                                 "existing one: choose a new name")
     _check_source(src)
-    if not out.parent.is_dir():
-        raise InputError(out.parent, "no such folder to create the broken lab in")
+    target = L.FIRST_CLIENT
+    if client is not None:
+        if not scenario.per_client:
+            raise InputError("--client", f"{scenario.id} breaks the broker or the CA, not a client")
+        found = discover_roles(src).client(client)
+        if found is None:
+            raise InputError("--client", f"{src} has no client called {client!r}")
+        target = found
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(parent, "no such folder to create the broken lab in")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(parent, "this folder is not writable; put the broken copy somewhere you can write")
     if out.resolve().is_relative_to(src.resolve()):
         raise InputError(out, f"is inside the lab {src}; put the broken copy next to it, not in it")
-    work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_stale_work(parent)
     try:
+        work_dir = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{out.name}.", dir=parent))
+    except OSError as exc:
+        raise InputError(parent, f"cannot create the broken copy here ({exc.strerror})") from None
+    fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # tells a later run that this copy is still being made
         root = work_dir / "lab"
-        shutil.copytree(src, root, symlinks=True)  # copy2 keeps modes: keys stay 0600
-        scenario.breaker(_Work(root, passphrase))
+        try:
+            with LabLock(src):  # no command is writing to the source while it is copied
+                shutil.copytree(src, root, symlinks=True)  # copy2 keeps modes: keys stay 0600
+        except OSError as exc:
+            raise InputError(getattr(exc, "filename", None) or src, f"cannot copy the lab ({exc})") from None
+        scenario.breaker(_Work(root, passphrase, target))
         root.rename(out)
     finally:
+        os.close(fd)
         shutil.rmtree(work_dir, ignore_errors=True)
     return out
 
@@ -418,8 +487,6 @@ def run_catalogue(src: str | Path, work_dir: str | Path, hostname: str = "localh
                   passphrase: bytes | None = None, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Outcome]:
     """Break ``src`` in every way of the catalogue (one folder per scenario in ``work_dir``, which must
     exist) and verify each copy: the teacher's answer key, and the test of the diagnoses."""
-    from .verify import verify_lab
-
     outcomes = []
     for scenario in scenarios:
         folder = break_lab(src, scenario, Path(work_dir) / scenario.id, passphrase)

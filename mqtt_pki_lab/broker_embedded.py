@@ -39,10 +39,12 @@ from amqtt.broker import Broker
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
+from cryptography import x509
 
-from . import layout as L
+from . import diagram as L
+from .certificates import common_name, display_name
 from .errors import LabError
-from .mqtt_client import certificate_common_name, check_side_files, openssl_reason
+from .mqtt_client import check_side_files, openssl_reason
 from .tlscontext import broker_context
 
 #: The name of our single amqtt listener (amqtt requires one called ``default``).
@@ -51,24 +53,64 @@ LISTENER = "default"
 HANDSHAKE_TIMEOUT = 10.0
 
 
+#: Why a client whose certificate verified is still refused: it names nobody.
+NO_COMMON_NAME = "the client certificate has no Common Name: cannot tell the username"
+
+
+def peer_certificate(der: bytes | None) -> x509.Certificate | None:
+    """The client's certificate, as the TLS layer verified it (DER bytes); None when there is none, or
+    when it cannot be read (OpenSSL accepted it, but cryptography cannot parse it)."""
+    if not der:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+
+
+def certificate_identity(der: bytes | None) -> tuple[str | None, str | None]:
+    """``(username, None)`` for a client certificate that names someone, else ``(None, why not)``.
+
+    The username is the certificate's Common Name (:func:`~mqtt_pki_lab.certificates.common_name`), as
+    mosquitto's ``use_identity_as_username`` reads it. A certificate can be signed by the right CA and
+    still carry no Common Name (its subject only ``O=...``): TLS accepts it, but the broker cannot tell
+    who it is, so mosquitto refuses the CONNECT with "bad user name or password", and so do we.
+    """
+    if not der:
+        return None, "the client presented no certificate"
+    cert = peer_certificate(der)
+    if cert is None:
+        return None, "the client certificate cannot be read"
+    username = common_name(cert)
+    if not username:
+        return None, NO_COMMON_NAME
+    return username, None
+
+
 class CertificateIdentityAuth(BaseAuthPlugin):
     """amqtt auth plugin: the client certificate's Common Name becomes the MQTT username.
 
     Like mosquitto's ``use_identity_as_username true``: a session is accepted only if the TLS layer
-    verified a client certificate, and whatever username the client sent is replaced by the CN.
+    verified a client certificate that has a Common Name, and whatever username the client sent is
+    replaced by the CN. A refused session gets a CONNACK "not authorized" from amqtt.
     """
 
     @dataclass
     class Config:
-        """Plugin settings: ``on_login(client_id, username)`` is told of every accepted login."""
+        """Plugin settings: ``on_login(client_id, username)`` is told of every accepted login,
+        ``on_refuse(client_id, where, reason)`` of every refused one."""
 
         on_login: Any = None
+        on_refuse: Any = None
 
     async def authenticate(self, *, session: Session) -> bool | None:
         ssl_object = session.ssl_object
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        username = certificate_common_name(der) if der else None
-        if not username:
+        username, why_not = certificate_identity(der)
+        if username is None:
+            if callable(self.config.on_refuse):
+                where = f"{session.remote_address}:{session.remote_port}"
+                self.config.on_refuse(session.client_id, where, why_not)
             return False
         session.username = username
         if callable(self.config.on_login):
@@ -100,14 +142,14 @@ class _Unread(asyncio.Protocol):
 class EmbeddedBroker:
     """amqtt, listening on ``host`` (127.0.0.1) and a free port, requiring client certificates.
 
-    ``files`` is a lab folder or a :class:`~mqtt_pki_lab.layout.Side` (``ca``, ``cert``, ``key``).
+    ``files`` is a lab folder or a :class:`~mqtt_pki_lab.diagram.Side` (``ca``, ``cert``, ``key``).
     ``password`` unlocks an encrypted ``server.key``. :attr:`log` collects what the broker saw, in
     mosquitto's spirit: connections, refusals with OpenSSL's reason, logins.
     """
 
     def __init__(self, files: str | Path | L.Side, *, host: str = "127.0.0.1",
                  password: bytes | str | None = None, start_timeout: float = 15.0) -> None:
-        self.side = files if isinstance(files, L.Side) else L.side(files, "broker")
+        self.side = files if isinstance(files, L.Side) else L.BROKER.side(files)
         self.host = host
         self.port: int | None = None
         self.log: list[str] = []
@@ -138,7 +180,7 @@ class EmbeddedBroker:
         """Load the broker's files, start the broker thread, return once it listens."""
         if self._thread is not None:
             raise RuntimeError("this EmbeddedBroker was already started; make a new one")
-        check_side_files(self.side, "broker", self._password)
+        check_side_files(self.side, L.BROKER, self._password)
         try:
             context = broker_context(self.side, self._password if self._password is not None else b"")
         except (ssl.SSLError, OSError) as exc:
@@ -179,13 +221,14 @@ class EmbeddedBroker:
 
     async def _serve(self, context: ssl.SSLContext) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._on_loop_error)
         self._stop = asyncio.Event()
         # We own the listening socket: "a free port" has no race and needs no private attribute.
         sock = socket.create_server((self.host, 0), family=socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         port = sock.getsockname()[1]
         config = BrokerConfig(
             listeners={LISTENER: ListenerConfig(type=ListenerType.EXTERNAL, bind=f"{self.host}:{port}")},
-            plugins={_plugin_path(): {"on_login": self._on_login}},
+            plugins={_plugin_path(): {"on_login": self._on_login, "on_refuse": self._on_refuse}},
         )
         broker = Broker(config)
         try:
@@ -215,12 +258,29 @@ class EmbeddedBroker:
             self._say("stopped")
 
     async def _handle(self, broker: Broker, context: ssl.SSLContext, transport: asyncio.Transport) -> None:
-        """One client: the TLS handshake (recording a refusal), then hand the stream to amqtt."""
-        loop = asyncio.get_running_loop()
-        # Small MQTT packets must not wait for the peer's delayed ACK (40 ms on Linux): no Nagle.
-        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        """One client: the TLS handshake (recording a refusal), then hand the stream to amqtt.
+
+        Nothing escapes this task: a client may hang up at any moment (even while amqtt is still closing
+        a connection it refused), and that is a line in the log, not an error of the broker.
+        """
         peer = transport.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        try:
+            await self._serve_client(broker, context, transport, where)
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            self._say(f"connection from {where} ended: {openssl_reason(exc)}")
+            transport.close()
+        except Exception as exc:  # amqtt's trouble with one client must not stop the broker
+            self._say(f"connection from {where} failed inside amqtt: {type(exc).__name__}: {exc}")
+            transport.close()
+
+    async def _serve_client(self, broker: Broker, context: ssl.SSLContext, transport: asyncio.Transport,
+                            where: str) -> None:
+        loop = asyncio.get_running_loop()
+        # Small MQTT packets must not wait for the peer's delayed ACK (40 ms on Linux): no Nagle.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._say(f"new connection from {where}")
         reader = asyncio.StreamReader()
         protocol = asyncio.StreamReaderProtocol(reader)
@@ -233,14 +293,35 @@ class EmbeddedBroker:
             self._say(f"TLS refused {where}: {reason}")
             transport.close()
             return
+        if tls is None:  # the client hung up right after the handshake
+            self._say(f"connection from {where} ended right after the TLS handshake")
+            return
         protocol.connection_made(tls)
         writer = asyncio.StreamWriter(tls, protocol, reader, loop)
-        der = tls.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        self._say(f"TLS accepted {where}: client certificate CN={certificate_common_name(der)}")
-        await broker.external_connected(StreamReaderAdapter(reader), StreamWriterAdapter(writer), LISTENER)
+        ssl_object = tls.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        cert = peer_certificate(der)
+        shown = f"CN={common_name(cert)}" if cert is not None and common_name(cert) else \
+            (display_name(cert.subject) if cert is not None else "unreadable")
+        self._say(f"TLS accepted {where}: client certificate {shown}")
+        try:
+            await broker.external_connected(StreamReaderAdapter(reader), StreamWriterAdapter(writer), LISTENER)
+        finally:
+            tls.close()
 
     def _on_login(self, client_id: str, username: str) -> None:
         self._say(f"client {client_id!r} logged in as username {username!r} (the certificate's CN)")
+
+    def _on_refuse(self, client_id: str, where: str, reason: str) -> None:
+        """A client whose certificate verified but names nobody: refused at CONNECT, like mosquitto does."""
+        self.refusals.append(reason)
+        self._say(f"refused client {client_id!r} from {where}: {reason}")
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Whatever asyncio would print on stderr ("Task exception was never retrieved"...) goes to the log."""
+        exc = context.get("exception")
+        detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        self._say(f"asyncio: {context.get('message', 'error')}{detail}")
 
     def _say(self, line: str) -> None:
         self.log.append(line)

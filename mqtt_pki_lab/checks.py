@@ -28,31 +28,38 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from . import layout as L
-from .diagnose import ARROW_OF, ARROW_TITLES, Diagnosis, cert_file, csr_file, file_diagnosis, key_file, trust_file
+from . import diagram as L
+from .certificates import (
+    EKU_NAMES,
+    digest_name,
+    display_name,
+    eku_text,
+    extended_key_usage,
+    extension,
+    host_names,
+    signed_by,
+)
+from .diagnose import Diagnosis, cert_file, csr_file, file_diagnosis, trust_file
+from .diagram import ARROW_TITLES, Role, Roles, arrow_of
 from .errors import LabError
-from .files import mode_of
+from .files import mode_of, read_bytes
 from .keys import (
     PrivateKey,
     PublicKey,
     is_encrypted_key_pem,
     is_private_key_pem,
     key_kind,
+    key_problem,
     load_private_key,
     public_key_fingerprint,
 )
+from .names import is_ip
 from .pem import load_certificate, load_csr
-from .profile import is_ip
+from .steps import discover_roles
 
 Status = Literal["pass", "warn", "fail"]
-SIDES = ("broker", "client")
-#: Smallest key sizes OpenSSL accepts at its default security level (level 2: 112-bit security).
-MIN_RSA_BITS = 2048
-MIN_EC_BITS = 224
 #: Signature digests no verifier should accept any more.
 WEAK_HASHES = ("md5", "sha1")
 #: A certificate this close to its end gets a warning.
@@ -93,6 +100,8 @@ class LabFiles:
     """
 
     root: Path
+    roles: Roles = field(default_factory=Roles)
+    """The roles found in the lab folder: the CA, the broker and every client."""
     certs: dict[L.LabFile, x509.Certificate] = field(default_factory=dict)
     csrs: dict[L.LabFile, x509.CertificateSigningRequest] = field(default_factory=dict)
     keys: dict[L.LabFile, PrivateKey] = field(default_factory=dict)
@@ -107,10 +116,13 @@ class LabFiles:
 
     @classmethod
     def load(cls, root: str | Path, password: bytes | str | None = None) -> LabFiles:
-        """Read every file of the diagram that exists in ``root``."""
-        files = cls(Path(root))
-        for file in L.ALL_FILES:
+        """Read every file of every role that exists in ``root``."""
+        files = cls(Path(root), discover_roles(Path(root)))
+        for file in files.roles.files():
             path = file.path(files.root)
+            if path.is_symlink():
+                files.problems[file] = "is a symbolic link; the lab's files are never links"
+                continue
             if not path.is_file():
                 if path.exists():
                     files.problems[file] = "is a folder, not a file"
@@ -120,7 +132,7 @@ class LabFiles:
             try:
                 if file.secret:
                     files._load_key(file, path, password)
-                elif file.name.endswith(".csr"):
+                elif file.slot == "csr":
                     files.csrs[file] = load_csr(path)
                 else:
                     files.certs[file] = load_certificate(path)
@@ -129,7 +141,7 @@ class LabFiles:
         return files
 
     def _load_key(self, file: L.LabFile, path: Path, password: bytes | str | None) -> None:
-        if password is None and is_encrypted_key_pem(path.read_bytes()):
+        if password is None and is_encrypted_key_pem(read_bytes(path)):
             self.locked.add(file)
             return
         self.keys[file] = load_private_key(path, password)
@@ -169,58 +181,17 @@ class LabFiles:
             self._issued[pair] = signed_by(leaf, issuer)
         return self._issued[pair]
 
+    @property
+    def clients(self) -> tuple[Role, ...]:
+        return self.roles.clients
+
+    @property
+    def sides(self) -> tuple[Role, ...]:
+        """The broker, then every client."""
+        return self.roles.sides
+
 
 # --- small helpers ----------------------------------------------------------------------------------------
-
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``cert`` names ``issuer`` as its issuer and ``issuer``'s key signed it.
-
-    Signatures with digests cryptography no longer verifies (SHA-1) are checked by hand, so that a
-    weak signature is reported as weak, not as signed by somebody else.
-    """
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-        return True
-    except InvalidSignature:
-        return False
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        pass
-    key = issuer.public_key()
-    try:
-        digest = cert.signature_hash_algorithm
-        if isinstance(key, rsa.RSAPublicKey):
-            scheme = cert.signature_algorithm_parameters or padding.PKCS1v15()
-            key.verify(cert.signature, cert.tbs_certificate_bytes, scheme, digest)  # type: ignore[arg-type]
-        elif isinstance(key, ec.EllipticCurvePublicKey) and digest is not None:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(digest))
-        else:
-            key.verify(cert.signature, cert.tbs_certificate_bytes)  # type: ignore[call-arg]
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def common_name(name: x509.Name) -> str:
-    """The Common Name of a subject or issuer, or the whole name when it has none."""
-    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else name.rfc4514_string()
-
-
-def _extension(cert: x509.Certificate, kind: type) -> x509.Extension | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind)
-    except x509.ExtensionNotFound:
-        return None
-
-
-def san_names(cert: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
-    """The DNS names and IP addresses in a certificate's (or CSR's) subjectAltName."""
-    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
-        if any(isinstance(e.value, x509.SubjectAlternativeName) for e in cert.extensions) else []
-    return [str(n.value) for n in ext if isinstance(n, (x509.DNSName, x509.IPAddress))]
-
 
 def name_matches(pattern: str, hostname: str) -> bool:
     """True when a SAN entry covers ``hostname``: same IP address, same DNS name (case and a final dot
@@ -234,18 +205,6 @@ def name_matches(pattern: str, hostname: str) -> bool:
     return pattern == hostname
 
 
-def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier] | None:
-    ext = _extension(cert, x509.ExtendedKeyUsage)
-    return list(ext.value) if ext else None  # type: ignore[arg-type]
-
-
-_EKU_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth", ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
-
-
-def _eku_text(usages: list[x509.ObjectIdentifier]) -> str:
-    return ", ".join(_EKU_NAMES.get(u, u.dotted_string) for u in usages) or "empty"
-
-
 def _when(moment: dt.datetime, now: dt.datetime) -> str:
     days = (moment - now).total_seconds() / 86400
     span = f"{abs(days):.0f} days" if abs(days) >= 1 else f"{abs(days) * 24:.0f} hours"
@@ -255,13 +214,18 @@ def _when(moment: dt.datetime, now: dt.datetime) -> str:
 def _ca_source(files: LabFiles, copy: L.LabFile) -> L.LabFile:
     """The file a CA certificate problem should be blamed on: ca/ca.crt when the copy is identical to it
     (the problem was made at arrow 2), the copy itself otherwise."""
-    return L.CA_CERT if copy is not L.CA_CERT and files.same_cert(copy, L.CA_CERT) else copy
+    return L.CA_CERT if copy != L.CA_CERT and files.same_cert(copy, L.CA_CERT) else copy
+
+
+def _ca_copies(files: LabFiles) -> list[L.LabFile]:
+    """ca/ca.crt and every side's copy of it."""
+    return [L.CA_CERT, *(role.file("trust") for role in files.sides)]
 
 
 def _distinct_ca_certs(files: LabFiles) -> list[L.LabFile]:
-    """ca/ca.crt and the two copies, each distinct certificate once (ca/ca.crt first)."""
+    """ca/ca.crt and the copies, each distinct certificate once (ca/ca.crt first)."""
     seen: list[L.LabFile] = []
-    for file in (L.CA_CERT, L.BROKER_CA, L.CLIENT_CA):
+    for file in _ca_copies(files):
         if file in files.certs and not any(files.same_cert(file, s) for s in seen):
             seen.append(file)
     return seen
@@ -271,73 +235,90 @@ def _arrows(*arrows: int) -> str:
     return " and ".join(f"{a} ({ARROW_TITLES[a]})" for a in arrows)
 
 
+def _who(role: Role) -> str:
+    """``broker``, ``client`` or ``client 'sensor-1'``: a role as check names say it."""
+    return role.label.removeprefix("the ")
+
+
 # --- 1. files present and readable ------------------------------------------------------------------------
 
 def check_files(files: LabFiles) -> list[Check]:
-    """The six operating files (three per side) are present and can be read."""
+    """The operating files (three per side: the broker and every client) are present and can be read."""
     checks: list[Check] = []
-    for role in SIDES:
-        for file in L.OPERATING_FILES[role]:
+    operating = {f for role in files.sides for f in role.operating}
+    for role in files.sides:
+        for file in role.operating:
             if file in files.missing:
                 checks.append(Check(f"{file.relpath} present", "fail", "missing", _missing(file)))
             elif file in files.problems:
                 checks.append(Check(f"{file.relpath} readable", "fail", files.problems[file], file_diagnosis(
                     file, f"{file.relpath} cannot be used: {files.problems[file]}.",
-                    f"make it again: arrow {_arrows(ARROW_OF[file])}.", "unreadable-file")))
+                    f"make it again: arrow {_arrows(arrow_of(file))}.", "unreadable-file")))
             elif file in files.locked:
                 checks.append(Check(f"{file.relpath} readable", "fail", "encrypted, and no passphrase given",
                                     file_diagnosis(file, f"{file.relpath} is encrypted with a passphrase.",
                                                    "give its passphrase (--passphrase-file).", "bad-passphrase")))
-    operating = {f for role in SIDES for f in L.OPERATING_FILES[role]}
     for file, problem in files.problems.items():
         if file not in operating:
             checks.append(Check(f"{file.relpath} readable", "warn", f"{problem} (not needed to operate, but "
                                                                     "the checks cannot use it)"))
     if any(c.status == "fail" for c in checks):
         return checks
-    extra = [f.relpath for f in L.ALL_FILES if f in files.missing]
+    extra = [f.relpath for f in files.roles.files() if f in files.missing]
     note = f"; not here: {', '.join(extra)} (checks compare with the copies only)" if extra else ""
+    clients = len(files.clients)
+    whose = "client/" if clients == 1 else f"each of the {clients} clients' "
     return [Check("files present and readable", "pass",
-                  f"broker/{{ca.crt,server.crt,server.key}} and client/{{ca.crt,client.crt,client.key}}{note}"),
+                  f"broker/{{ca.crt,server.crt,server.key}} and {whose}{{ca.crt,client.crt,client.key}}{note}"),
             *checks]
 
 
 def _missing(file: L.LabFile) -> Diagnosis:
-    if file is L.CLIENT_CERT:
-        return file_diagnosis(file, "client/client.crt is missing: the client has no certificate to present, "
+    if file.kind == "client" and file.slot == "crt":
+        csr = file.role.file("csr")
+        return file_diagnosis(file, f"{file.relpath} is missing: the client has no certificate to present, "
                                     "and the broker requires one.",
-                              "have the CA sign client/client.csr (arrow 8) and give the client its certificate.",
+                              f"have the CA sign {csr.relpath} (arrow 8) and give the client its certificate.",
                               "no-client-cert")
     return file_diagnosis(file, f"{file.relpath} is missing: {file.about}.",
-                          f"run arrow {_arrows(ARROW_OF[file])}.", "missing-file")
+                          f"run arrow {_arrows(arrow_of(file))}.", "missing-file")
 
 
 # --- 2. key and certificate belong together ---------------------------------------------------------------
 
 def check_key_pairs(files: LabFiles) -> list[Check]:
-    """Each side's private key is the key its certificate was issued for."""
+    """Each side's private key is the key its certificate was issued for; ca.key is ca.crt's key."""
     checks = []
-    for role in SIDES:
-        cert, key, csr = cert_file(role), key_file(role), csr_file(role)
+    for role in (L.CA, *files.sides):
+        cert, key = role.file("crt"), role.file("key")
         same = files.same_key(cert, key)
         if same is None:
             continue
-        name = f"{role}: {key.name} matches {cert.name}"
+        name = f"{_who(role)}: {key.name} matches {cert.name}"
         if same:
             checks.append(Check(name, "pass", f"same public key ({(files.fingerprint(key) or '')[:23]}…)"))
             continue
+        if role == L.CA:
+            diagnosis = file_diagnosis(
+                key, "ca/ca.key does not belong to ca/ca.crt: one of them was made again (an interrupted or "
+                     "forced build?), so the CA cannot sign anything that verifies against ca.crt.",
+                "make the CA again (arrows 1-2, --force), hand ca.crt out and sign the CSRs again (arrows 5, 8, 9).",
+                "key-mismatch", arrow=1)
+            checks.append(Check(name, "fail", "the key is not the certificate's key", diagnosis))
+            continue
+        csr = role.file("csr")
         if files.same_key(csr, cert):  # the certificate is right for the CSR: the key changed since
             diagnosis = file_diagnosis(
                 key, f"{key.relpath} does not belong to {cert.relpath}: the key was generated again (arrow "
-                     f"{ARROW_OF[key]}) after {csr.name} and {cert.name} were made from the old one.",
-                f"make {csr.relpath} from the new key (arrow {ARROW_OF[csr]}) and have the CA sign it (arrow "
-                f"{ARROW_OF[cert]}), or put the old key back.", "key-mismatch")
+                     f"{arrow_of(key)}) after {csr.name} and {cert.name} were made from the old one.",
+                f"make {csr.relpath} from the new key (arrow {arrow_of(csr)}) and have the CA sign it (arrow "
+                f"{arrow_of(cert)}), or put the old key back.", "key-mismatch")
         else:
             diagnosis = file_diagnosis(
                 cert, f"{cert.relpath} does not belong to {key.relpath}: the certificate carries another "
                       "public key (it was issued from another CSR).",
-                f"make {csr.relpath} from {key.relpath} (arrow {ARROW_OF[csr]}) and have the CA sign it "
-                f"(arrow {ARROW_OF[cert]}).", "key-mismatch")
+                f"make {csr.relpath} from {key.relpath} (arrow {arrow_of(csr)}) and have the CA sign it "
+                f"(arrow {arrow_of(cert)}).", "key-mismatch")
         checks.append(Check(name, "fail", "the key is not the certificate's key", diagnosis))
     return checks
 
@@ -345,51 +326,62 @@ def check_key_pairs(files: LabFiles) -> list[Check]:
 # --- 3. signed by the CA the other side trusts ------------------------------------------------------------
 
 def check_trust(files: LabFiles) -> list[Check]:
-    """The broker's certificate is signed by the CA the client trusts, and the other way round."""
+    """The broker's certificate is signed by the CA each client trusts, and each client's by the CA the
+    broker trusts."""
     checks = []
-    for verifier, presenter in (("client", "broker"), ("broker", "client")):
-        trust, leaf_file = trust_file(verifier), cert_file(presenter)
-        trusted, leaf = files.certs.get(trust), files.certs.get(leaf_file)
-        if trusted is None or leaf is None:
-            continue
-        name = f"{verifier} trusts {presenter}: {leaf_file.relpath} signed by {trust.relpath}"
-        if files.issued_by(leaf, trusted):
-            checks.append(Check(name, "pass", f"signed by '{common_name(trusted.subject)}'"))
-            continue
-        same_name = leaf.issuer == trusted.subject
-        found = (f"{trust.relpath} has the issuer's name '{common_name(trusted.subject)}' but another key"
-                 if same_name else f"{leaf_file.name} was issued by '{common_name(leaf.issuer)}', "
-                                   f"{trust.relpath} is '{common_name(trusted.subject)}'")
-        checks.append(Check(name, "fail", found, _untrusted(files, verifier, presenter)))
+    for client in files.clients:
+        for verifier, presenter in ((client, L.BROKER), (L.BROKER, client)):
+            trust, leaf_file = trust_file(verifier), cert_file(presenter)
+            trusted, leaf = files.certs.get(trust), files.certs.get(leaf_file)
+            if trusted is None or leaf is None:
+                continue
+            name = f"{_who(verifier)} trusts {_who(presenter)}: {leaf_file.relpath} signed by {trust.relpath}"
+            if files.issued_by(leaf, trusted):
+                checks.append(Check(name, "pass", f"signed by '{display_name(trusted.subject)}'"))
+                continue
+            same_name = leaf.issuer == trusted.subject
+            found = (f"{trust.relpath} has the issuer's name '{display_name(trusted.subject)}' but another key"
+                     if same_name else f"{leaf_file.name} was issued by '{display_name(leaf.issuer)}', "
+                                       f"{trust.relpath} is '{display_name(trusted.subject)}'")
+            checks.append(Check(name, "fail", found, _untrusted(files, verifier, presenter)))
     return checks
 
 
-def _untrusted(files: LabFiles, verifier: str, presenter: str) -> Diagnosis:
+def _untrusted(files: LabFiles, verifier: Role, presenter: Role) -> Diagnosis:
     trust, leaf_file, csr = trust_file(verifier), cert_file(presenter), csr_file(presenter)
     trusted, leaf = files.certs[trust], files.certs[leaf_file]
     lab_ca = files.certs.get(L.CA_CERT)
-    issuer, trusted_name = common_name(leaf.issuer), common_name(trusted.subject)
+    issuer, trusted_name = display_name(leaf.issuer), display_name(trusted.subject)
     if lab_ca is not None and not files.same_cert(trust, L.CA_CERT) and files.issued_by(leaf, lab_ca):
         return file_diagnosis(
-            trust, f"the {verifier} does not trust the CA that signed {leaf_file.relpath}: {trust.relpath} is "
-                   f"'{trusted_name}', not a copy of ca/ca.crt ('{common_name(lab_ca.subject)}').",
+            trust, f"{verifier.label} does not trust the CA that signed {leaf_file.relpath}: {trust.relpath} is "
+                   f"'{trusted_name}', not a copy of ca/ca.crt ('{display_name(lab_ca.subject)}').",
             f"copy ca/ca.crt to {trust.relpath} (arrow 9).", "untrusted-issuer")
     if leaf.issuer == trusted.subject:
         blame = L.CA_CERT if lab_ca is not None and files.same_cert(trust, L.CA_CERT) else leaf_file
-        orphans = [f.relpath for f in (L.SERVER_CERT, L.CLIENT_CERT) if _orphan_of(files, f, trusted)]
-        they = " and ".join(orphans) if len(orphans) > 1 else leaf_file.relpath
-        plural = len(orphans) > 1
-        return file_diagnosis(
-            blame, f"{they} {'are' if plural else 'is'} orphaned: {'they name' if plural else 'it names'} "
-                   f"'{issuer}' as issuer, but that CA's key did not sign {'them' if plural else 'it'}. ca.key and "
-                   "ca.crt were made again (arrows 1-2) after the certificates were signed by the old ones.",
-            "have the new ca.key sign the CSRs again (arrows 5 and 8: server.csr and client.csr), or bring "
-            "back the CA that signed them.", "orphaned")
+        return _orphaned(files, blame, trusted)
     return file_diagnosis(
-        leaf_file, f"{leaf_file.relpath} was signed by '{issuer}', not by the CA the {verifier} trusts "
-                   f"('{trusted_name}'): the {verifier} does not trust it.",
-        f"have the lab's ca.key sign {csr.relpath} (arrow {ARROW_OF[leaf_file]}) and use that certificate.",
+        leaf_file, f"{leaf_file.relpath} was signed by '{issuer}', not by the CA {verifier.label} trusts "
+                   f"('{trusted_name}'): {verifier.label} does not trust it.",
+        f"have the lab's ca.key sign {csr.relpath} (arrow {arrow_of(leaf_file)}) and use that certificate.",
         "foreign-issuer")
+
+
+def _orphaned(files: LabFiles, blame: L.LabFile, ca: x509.Certificate) -> Diagnosis:
+    """The leaves name ``ca`` as issuer but its key did not sign them: the CA was made again."""
+    orphans = [r.file("crt").relpath for r in files.sides if _orphan_of(files, r.file("crt"), ca)]
+    if not orphans:
+        orphans = [blame.relpath]
+    plural = len(orphans) > 1
+    they = (", ".join(orphans[:-1]) + " and " + orphans[-1]) if plural else orphans[0]
+    if len(orphans) > 4:
+        they = f"{', '.join(orphans[:3])} and {len(orphans) - 3} more certificates"
+    return file_diagnosis(
+        blame, f"{they} {'are' if plural else 'is'} orphaned: {'they name' if plural else 'it names'} "
+               f"'{display_name(ca.subject)}' as issuer, but that CA's key did not sign {'them' if plural else 'it'}. "
+               "ca.key and ca.crt were made again (arrows 1-2) after the certificates were signed by the old ones.",
+        "have the new ca.key sign the CSRs again (arrows 5 and 8), or bring back the CA that signed them.",
+        "orphaned", arrow=2 if blame == L.CA_CERT else None)
 
 
 def _orphan_of(files: LabFiles, leaf_file: L.LabFile, ca: x509.Certificate) -> bool:
@@ -398,30 +390,56 @@ def _orphan_of(files: LabFiles, leaf_file: L.LabFile, ca: x509.Certificate) -> b
     return leaf is not None and leaf.issuer == ca.subject and not files.issued_by(leaf, ca)
 
 
+def check_copies(files: LabFiles) -> list[Check]:
+    """Every side's ca.crt is a copy of ca/ca.crt: a CA made again (``--force``, ``run(1)``+``run(2)``) is
+    caught even when the sides still agree with each other."""
+    lab_ca = files.certs.get(L.CA_CERT)
+    if lab_ca is None:
+        return []
+    stale = [c for c in _ca_copies(files)[1:] if c in files.certs and not files.same_cert(c, L.CA_CERT)]
+    if not stale:
+        return [Check("copies of ca/ca.crt", "pass", f"{len(files.sides)} sides hold the same ca.crt")]
+    checks = []
+    for copy in stale:
+        old = files.certs[copy]
+        leaves = [r.file("crt") for r in files.sides if r.file("crt") in files.certs]
+        by_new = [f for f in leaves if files.issued_by(files.certs[f], lab_ca)]
+        if old.subject == lab_ca.subject and not by_new:
+            diagnosis = _orphaned(files, L.CA_CERT, lab_ca)
+        else:
+            diagnosis = file_diagnosis(
+                copy, f"{copy.relpath} is not a copy of ca/ca.crt: it is '{display_name(old.subject)}'"
+                      f"{' (an older certificate of the same CA name)' if old.subject == lab_ca.subject else ''}.",
+                f"copy ca/ca.crt to {copy.relpath} (arrow 9).", "stale-copy")
+        checks.append(Check(f"{copy.relpath} is ca/ca.crt", "fail", "another certificate", diagnosis))
+    return checks
+
+
 # --- 4. validity window -----------------------------------------------------------------------------------
 
 def check_validity(files: LabFiles) -> list[Check]:
     """Every certificate is valid now: not before its notBefore, not after its notAfter."""
     checks = []
-    for file in (*_distinct_ca_certs(files), L.SERVER_CERT, L.CLIENT_CERT):
+    for file in (*_distinct_ca_certs(files), *(r.file("crt") for r in files.sides)):
         cert = files.certs.get(file)
         if cert is None:
             continue
         start, end, now = cert.not_valid_before_utc, cert.not_valid_after_utc, files.now
         name = f"validity of {file.relpath}"
-        redo = (f"have the CA sign {csr_file(file.role).relpath} again (arrow {ARROW_OF[file]})"
-                if file.role in SIDES and file.name != "ca.crt" else
-                "make ca.crt again (arrow 2), hand it out (arrow 9) and sign the CSRs again (arrows 5 and 8)")
+        is_ca_file = file.slot in ("trust",) or file == L.CA_CERT
+        redo = ("make ca.crt again (arrow 2), hand it out (arrow 9) and sign the CSRs again (arrows 5 and 8)"
+                if is_ca_file else f"have the CA sign {file.role.file('csr').relpath} again (arrow {arrow_of(file)})")
         if now < start:
             checks.append(Check(name, "fail", f"starts {_when(start, now)}", file_diagnosis(
                 file, f"{file.relpath} is not valid yet: its validity starts {_when(start, now)}.",
-                f"{redo} with a validity that starts now; check the clock of the CA's machine.", "not-yet-valid",
-                arrow=2 if file.name == "ca.crt" else None)))
+                f"{redo} with a validity that starts now; check the clock of the CA's machine, and of the "
+                "device that refuses it (a device without a battery-backed clock may think it is 1970).",
+                "not-yet-valid", arrow=2 if is_ca_file else None)))
         elif now > end:
             checks.append(Check(name, "fail", f"ended {_when(end, now)}", file_diagnosis(
                 file, f"{file.relpath} has expired: it was valid until {_when(end, now)}.",
                 f"{redo}: certificates are renewed, never extended.", "expired",
-                arrow=2 if file.name == "ca.crt" else None)))
+                arrow=2 if is_ca_file else None)))
         elif end - now < EXPIRY_WARNING:
             checks.append(Check(name, "warn", f"expires {_when(end, now)}: renew it soon"))
         else:
@@ -432,44 +450,46 @@ def check_validity(files: LabFiles) -> list[Check]:
 # --- 5. made for its role ---------------------------------------------------------------------------------
 
 def check_roles(files: LabFiles) -> list[Check]:
-    """The broker's certificate is for serverAuth, the client's for clientAuth; neither is a CA; both name
-    their issuer's key (authorityKeyIdentifier, which strict verifiers require)."""
+    """The broker's certificate is for serverAuth, each client's for clientAuth; none is a CA; each names
+    its issuer's key (authorityKeyIdentifier, which strict verifiers require)."""
     checks = []
-    for role, wanted, verifier in (("broker", ExtendedKeyUsageOID.SERVER_AUTH, "client"),
-                                   ("client", ExtendedKeyUsageOID.CLIENT_AUTH, "broker")):
-        file = cert_file(role)
+    for role in files.sides:
+        wanted, verifier = ((ExtendedKeyUsageOID.SERVER_AUTH, "client") if role.kind == "broker"
+                            else (ExtendedKeyUsageOID.CLIENT_AUTH, "broker"))
+        file = role.file("crt")
         cert = files.certs.get(file)
         if cert is None:
             continue
-        name = f"{file.relpath} made for the {role} ({_EKU_NAMES[wanted]})"
-        usages = _eku(cert)
-        bc = _extension(cert, x509.BasicConstraints)
+        csr = role.file("csr")
+        name = f"{file.relpath} made for the {role.kind} ({EKU_NAMES[wanted]})"
+        usages = extended_key_usage(cert)
+        bc = extension(cert, x509.BasicConstraints)
         if usages is not None and wanted not in usages:
-            checks.append(Check(name, "fail", f"extendedKeyUsage is {_eku_text(usages)}", file_diagnosis(
-                file, f"{file.relpath} is not a {role}'s certificate: its extendedKeyUsage is "
-                      f"{_eku_text(usages)}, and the {verifier} needs {_EKU_NAMES[wanted]} (it was issued to "
-                      f"'{common_name(cert.subject)}').",
-                f"have the CA sign {csr_file(role).relpath} with the {role}'s profile (arrow {ARROW_OF[file]}); "
+            checks.append(Check(name, "fail", f"extendedKeyUsage is {eku_text(usages)}", file_diagnosis(
+                file, f"{file.relpath} is not a {role.kind}'s certificate: its extendedKeyUsage is "
+                      f"{eku_text(usages)}, and the {verifier} needs {EKU_NAMES[wanted]} (it was issued to "
+                      f"'{display_name(cert.subject)}').",
+                f"have the CA sign {csr.relpath} with the {role.kind}'s profile (arrow {arrow_of(file)}); "
                 "each side uses its own certificate and key.", "wrong-purpose")))
         elif bc is not None and bc.value.ca:
             checks.append(Check(name, "fail", "it is a CA certificate", file_diagnosis(
-                file, f"{file.relpath} is a CA certificate (basicConstraints CA:TRUE), not a {role}'s.",
-                f"have the CA sign {csr_file(role).relpath} (arrow {ARROW_OF[file]}).", "wrong-purpose")))
-        elif _extension(cert, x509.AuthorityKeyIdentifier) is None:
+                file, f"{file.relpath} is a CA certificate (basicConstraints CA:TRUE), not a {role.kind}'s.",
+                f"have the CA sign {csr.relpath} (arrow {arrow_of(file)}).", "wrong-purpose")))
+        elif extension(cert, x509.AuthorityKeyIdentifier) is None:
             checks.append(Check(name, "fail", "no authorityKeyIdentifier", file_diagnosis(
                 file, f"{file.relpath} has no authorityKeyIdentifier: strict verifiers (Python 3.13, "
                       "OpenSSL -x509_strict) refuse it.",
-                f"have the CA sign {csr_file(role).relpath} with the lab's profile (arrow {ARROW_OF[file]}).",
+                f"have the CA sign {csr.relpath} with the lab's profile (arrow {arrow_of(file)}).",
                 "leaf-profile")))
         elif usages is None:
             checks.append(Check(name, "warn", "no extendedKeyUsage: accepted for any purpose, so it could also "
                                               f"pass for the {verifier}; the lab's profile sets "
-                                              f"{_EKU_NAMES[wanted]} only"))
+                                              f"{EKU_NAMES[wanted]} only"))
         elif len(usages) > 1:
-            checks.append(Check(name, "warn", f"extendedKeyUsage is {_eku_text(usages)}: also usable in another "
-                                              f"role; the lab's profile sets {_EKU_NAMES[wanted]} only"))
+            checks.append(Check(name, "warn", f"extendedKeyUsage is {eku_text(usages)}: also usable in another "
+                                              f"role; the lab's profile sets {EKU_NAMES[wanted]} only"))
         else:
-            checks.append(Check(name, "pass", f"extendedKeyUsage {_eku_text(usages)}"))
+            checks.append(Check(name, "pass", f"extendedKeyUsage {eku_text(usages)}"))
     return checks
 
 
@@ -481,10 +501,10 @@ def check_name(files: LabFiles, hostname: str) -> list[Check]:
     if cert is None:
         return []
     name = f"broker/server.crt covers {hostname!r}"
-    listed = san_names(cert)
+    listed = host_names(cert)
     if any(name_matches(n, hostname) for n in listed):
         return [Check(name, "pass", f"subjectAltName {', '.join(listed)}")]
-    cn = common_name(cert.subject)
+    cn = display_name(cert.subject)
     dns_listed = [n for n in listed if not is_ip(n)]
     if not dns_listed and not is_ip(hostname) and name_matches(cn, hostname):
         return [Check(name, "warn", f"only its Common Name {cn!r} matches: Python and OpenSSL accept that, "
@@ -494,7 +514,7 @@ def check_name(files: LabFiles, hostname: str) -> list[Check]:
     lists = f"it lists {', '.join(listed)}" if listed else "it has no subjectAltName"
     problem = (f"broker/server.crt does not list {hostname!r} in its subjectAltName ({lists}), so a client "
                f"connecting to {hostname!r} refuses it.")
-    if csr is not None and not any(name_matches(n, hostname) for n in san_names(csr)):
+    if csr is not None and not any(name_matches(n, hostname) for n in host_names(csr)):
         diagnosis = file_diagnosis(L.SERVER_CSR, problem + " server.csr did not ask for that name either.",
                                    f"connect with a name it lists, or make server.csr with --server-name "
                                    f"{hostname} (arrow 4) and have the CA sign it (arrow 5).", "name-mismatch")
@@ -512,19 +532,19 @@ def check_name(files: LabFiles, hostname: str) -> list[Check]:
 def ca_profile_problems(cert: x509.Certificate) -> list[str]:
     """What strict verifiers object to in a CA certificate (empty when it is fine)."""
     problems = []
-    bc = _extension(cert, x509.BasicConstraints)
+    bc = extension(cert, x509.BasicConstraints)
     if bc is None:
         problems.append("it has no basicConstraints, so it does not say it is a CA")
     elif not bc.value.ca:
         problems.append("its basicConstraints says CA:FALSE: it is not a CA certificate")
     elif not bc.critical:
         problems.append("its basicConstraints CA:TRUE is not marked critical")
-    ku = _extension(cert, x509.KeyUsage)
+    ku = extension(cert, x509.KeyUsage)
     if ku is None:
         problems.append("it has no keyUsage extension (strict verifiers want keyCertSign)")
     elif not ku.value.key_cert_sign:
         problems.append("its keyUsage lacks keyCertSign, so it may not sign certificates")
-    if _extension(cert, x509.SubjectKeyIdentifier) is None:
+    if extension(cert, x509.SubjectKeyIdentifier) is None:
         problems.append("it has no subjectKeyIdentifier")
     return problems
 
@@ -543,82 +563,65 @@ def check_ca_profile(files: LabFiles) -> list[Check]:
             blame, f"{blame.relpath} does not pass strict X.509 checks: {'; '.join(problems)}. Python 3.13 "
                    "and OpenSSL -x509_strict refuse every certificate it signed.",
             "make ca.crt again from ca.key with the lab's CA profile (arrow 2: basicConstraints critical "
-            "CA:TRUE, keyUsage critical keyCertSign) and hand it out (arrow 9); certificates signed by the "
+            "CA:TRUE, keyUsage keyCertSign) and hand it out (arrow 9); certificates signed by the "
             "same key and name stay valid.", "ca-profile", arrow=2)))
     return checks
 
 
 # --- 8. strong keys and signatures ------------------------------------------------------------------------
 
-def key_weakness(key: PublicKey | PrivateKey) -> str | None:
-    """Why a key is too weak for OpenSSL's default security level, or None when it is strong enough."""
-    if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)) and key.key_size < MIN_RSA_BITS:
-        return f"{key_kind(key)}: RSA keys below {MIN_RSA_BITS} bits are refused ('ee key too small')"
-    if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)) and key.key_size < MIN_EC_BITS:
-        return f"{key_kind(key)}: curves below {MIN_EC_BITS} bits are refused"
-    return None
-
-
 def check_strength(files: LabFiles) -> list[Check]:
     """Keys are at least RSA 2048 / EC P-256 (or Ed25519); no certificate is signed with MD5 or SHA-1."""
     found: list[Check] = []
     seen: set[str] = set()
     # Each key is judged once, under the name of its private key file when it has one.
-    owners = ((L.CA_KEY, L.CA_CERT), (L.SERVER_KEY, L.SERVER_CERT), (L.CLIENT_KEY, L.CLIENT_CERT),
-              (L.BROKER_CA, L.BROKER_CA), (L.CLIENT_CA, L.CLIENT_CA))
+    owners = [(L.CA_KEY, L.CA_CERT), *((r.file("key"), r.file("crt")) for r in files.sides),
+              *((c, c) for c in _ca_copies(files)[1:])]
     for key_owner, cert in owners:
         source = key_owner if key_owner in files.keys else cert
         key, fp = files.public_key(source), files.fingerprint(source)
         if key is None or fp is None or fp in seen:
             continue
         seen.add(fp)
-        weakness = key_weakness(key)
-        if weakness:
-            role = "ca" if source.role == "ca" or source.name == "ca.crt" else source.role
-            redo = ("make a new CA (arrows 1-2), hand it out and sign the CSRs again (arrows 5, 8, 9)"
-                    if role == "ca" else
-                    f"generate {key_file(role).relpath} again as ec-p256 or rsa-2048 or larger (arrow "
-                    f"{ARROW_OF[key_file(role)]}), then make {csr_file(role).relpath} (arrow "
-                    f"{ARROW_OF[csr_file(role)]}) and have it signed (arrow {ARROW_OF[cert_file(role)]})")
-            found.append(Check(f"strength of {source.relpath}", "fail", weakness, file_diagnosis(
-                source, f"{source.relpath} is too weak: {weakness}.", redo + ".", "weak-key",
-                arrow=1 if role == "ca" else ARROW_OF[key_file(role)])))
-    for file in (*_distinct_ca_certs(files), L.SERVER_CERT, L.CLIENT_CERT):
-        digest = _digest(files.certs.get(file))
+        weakness = key_problem(key)
+        if not weakness:
+            continue
+        ca_key = source.role == L.CA or source.slot == "trust"
+        role = source.role
+        redo = ("make a new CA (arrows 1-2), hand it out and sign the CSRs again (arrows 5, 8, 9)" if ca_key else
+                f"generate {role.file('key').relpath} again as ec-p256 or rsa-2048 or larger (arrow "
+                f"{arrow_of(role.file('key'))}), then make {role.file('csr').relpath} (arrow "
+                f"{arrow_of(role.file('csr'))}) and have it signed (arrow {arrow_of(role.file('crt'))})")
+        found.append(Check(f"strength of {source.relpath}", "fail", weakness, file_diagnosis(
+            source, f"{source.relpath} is too weak: {weakness}.", redo + ".", "weak-key",
+            arrow=1 if ca_key else arrow_of(role.file("key")))))
+    for file in (*_distinct_ca_certs(files), *(r.file("crt") for r in files.sides)):
+        digest = digest_name(files.certs.get(file))
         if digest is not None and digest in WEAK_HASHES:
             name = digest.upper().replace("SHA", "SHA-")
+            is_ca_file = file == L.CA_CERT or file.slot == "trust"
             found.append(Check(f"signature of {file.relpath}", "fail", f"signed with {name}", file_diagnosis(
                 file, f"{file.relpath} is signed with {name}, which OpenSSL refuses ('ca md too weak').",
-                ("make ca.crt again (arrow 2) and hand it out (arrow 9)" if file.name == "ca.crt" else
-                 f"have the CA sign {csr_file(file.role).relpath} again (arrow {ARROW_OF[file]})")
+                ("make ca.crt again (arrow 2) and hand it out (arrow 9)" if is_ca_file else
+                 f"have the CA sign {file.role.file('csr').relpath} again (arrow {arrow_of(file)})")
                 + " with SHA-256, as the lab's builders always do.", "weak-signature",
-                arrow=2 if file.name == "ca.crt" else None)))
+                arrow=2 if is_ca_file else None)))
     if not found:
-        kinds = sorted({key_kind(files.public_key(f)) for f in (L.SERVER_CERT, L.CLIENT_CERT, L.CLIENT_CA)
-                        if files.public_key(f) is not None})
+        kinds = sorted({key_kind(key) for f in (L.SERVER_CERT, *(c.file("crt") for c in files.clients), L.CA_CERT)
+                        if (key := files.public_key(f)) is not None})
         found.append(Check("strong keys and signatures", "pass", f"{', '.join(kinds)}; no MD5/SHA-1"))
     return found
-
-
-def _digest(cert: x509.Certificate | None) -> str | None:
-    """The name of the digest a certificate is signed with (``sha256``), or None (Ed25519, unknown)."""
-    if cert is None:
-        return None
-    try:
-        algorithm = cert.signature_hash_algorithm
-    except UnsupportedAlgorithm:
-        return None
-    return algorithm.name if algorithm is not None else None
 
 
 # --- 9. secrets stay home ---------------------------------------------------------------------------------
 
 def _private_key_files(folder: Path) -> Iterable[Path]:
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         return
     for path in sorted(folder.iterdir()):
         try:
-            if path.is_file() and path.stat().st_size < 65536 and is_private_key_pem(path.read_bytes()):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 65536 \
+                    and is_private_key_pem(path.read_bytes()):
                 yield path
         except OSError:
             continue
@@ -628,33 +631,46 @@ def check_secrets(files: LabFiles) -> list[Check]:
     """``ca.key`` is only in ``ca/``; no private key is held by two roles; keys are not readable by others."""
     checks: list[Check] = []
     root = files.root
-    ca_key_bytes = L.CA_KEY.path(root).read_bytes() if L.CA_KEY not in files.missing else None
+    try:
+        ca_key_bytes = L.CA_KEY.path(root).read_bytes() if L.CA_KEY not in files.missing else None
+    except OSError:
+        ca_key_bytes = None
     ca_fp = files.fingerprint(L.CA_KEY) or files.fingerprint(L.CA_CERT)
-    own = {key_file("broker").path(root): "broker", key_file("client").path(root): "client"}
-    for role in SIDES:
-        for path in _private_key_files(root / role):
+    for role in files.sides:
+        own = role.file("key").path(root)
+        for path in _private_key_files(root / role.folder):
             rel = path.relative_to(root).as_posix()
-            if path in own:
+            if path == own:
                 continue
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
             leaked = data == ca_key_bytes or path.name == "ca.key" or _key_matches(data, ca_fp)
             if leaked:
                 checks.append(Check("ca.key stays in ca/", "fail", f"{rel} is a copy of the CA's private key",
                                     _leak(rel, role)))
             else:
-                checks.append(Check(f"{rel}", "warn", f"an extra private key in {role}/: a role needs only "
-                                                      f"its own {key_file(role).name}"))
-    for role in SIDES:
-        key = key_file(role)
-        if key in files.keys and ca_fp is not None and files.fingerprint(key) == ca_fp:
-            checks.append(Check(f"{key.relpath} is the {role}'s own", "fail", "it is the CA's key",
+                checks.append(Check(f"{rel}", "warn", f"an extra private key in {role.folder}/: a role needs only "
+                                                      f"its own {role.file('key').name}"))
+    by_key: dict[str, Role] = {}
+    for role in files.sides:
+        key = role.file("key")
+        fp = files.fingerprint(key) if key in files.keys else None
+        if fp is None:
+            continue
+        if ca_fp is not None and fp == ca_fp:
+            checks.append(Check(f"{key.relpath} is the {_who(role)}'s own", "fail", "it is the CA's key",
                                 _leak(key.relpath, role)))
-    if files.same_key(L.SERVER_KEY, L.CLIENT_KEY) and L.SERVER_KEY in files.keys:
-        checks.append(Check("each key has one role", "fail", "server.key and client.key are the same key",
-                            _shared_key(files)))
-    for file in (L.CA_KEY, L.SERVER_KEY, L.CLIENT_KEY):
+        elif fp in by_key:
+            checks.append(Check("each key has one role", "fail",
+                                f"{by_key[fp].file('key').relpath} and {key.relpath} are the same key",
+                                _shared_key(files, by_key[fp], role)))
+        else:
+            by_key[fp] = role
+    for file in (L.CA_KEY, *(r.file("key") for r in files.sides)):
         path = file.path(root)
-        if file not in files.missing and mode_of(path) & 0o077:
+        if file not in files.missing and file not in files.problems and mode_of(path) & 0o077:
             checks.append(Check(f"{file.relpath} private", "warn", f"mode {mode_of(path):04o}: readable by "
                                                                  f"group or others; run chmod 600 {file.relpath}"))
     if not any(c.status != "pass" for c in checks):
@@ -675,22 +691,22 @@ def _key_matches(data: bytes, fingerprint: str | None) -> bool:
     return public_key_fingerprint(key) == fingerprint  # type: ignore[arg-type]
 
 
-def _shared_key(files: LabFiles) -> Diagnosis:
-    """Broker and client hold the same private key: blame the copy (the key that differs from its CSR)."""
-    copy = "broker" if files.same_key(L.SERVER_CSR, L.SERVER_KEY) is False else "client"
-    owner = "client" if copy == "broker" else "broker"
-    key = key_file(copy)
+def _shared_key(files: LabFiles, first: Role, second: Role) -> Diagnosis:
+    """Two roles hold the same private key: blame the copy (the one whose key differs from its CSR)."""
+    copy = first if files.same_key(first.file("csr"), first.file("key")) is False else second
+    owner = second if copy == first else first
+    key = copy.file("key")
     return file_diagnosis(
-        key, f"{key.relpath} is the {owner}'s private key (the same key as {key_file(owner).relpath}): whoever "
-             f"holds the {copy}'s files can impersonate the {owner}.",
-        f"generate a key of the {copy}'s own (arrow {ARROW_OF[key]}), make {csr_file(copy).relpath} (arrow "
-        f"{ARROW_OF[csr_file(copy)]}) and have it signed (arrow {ARROW_OF[cert_file(copy)]}).", "secret-shared")
+        key, f"{key.relpath} is {owner.label}'s private key (the same key as {owner.file('key').relpath}): "
+             f"whoever holds {copy.label}'s files can impersonate {owner.label}.",
+        f"generate a key of {copy.label}'s own (arrow {arrow_of(key)}), make {copy.file('csr').relpath} (arrow "
+        f"{arrow_of(copy.file('csr'))}) and have it signed (arrow {arrow_of(copy.file('crt'))}).", "secret-shared")
 
 
-def _leak(rel: str, role: str) -> Diagnosis:
+def _leak(rel: str, role: Role) -> Diagnosis:
     return file_diagnosis(
-        rel, f"{rel} is the CA's private key (ca.key) in the {role}'s folder: whoever can read that folder can "
-             "sign certificates for any broker or client.",
+        rel, f"{rel} is the CA's private key (ca.key) in {role.label}'s folder: whoever can read that folder "
+             "can sign certificates for any broker or client.",
         f"delete {rel}: ca.key never leaves ca/. Treat the CA as compromised: make a new CA and sign "
         "everything again (arrows 1-9).", "secret-leak", arrow=1)
 
@@ -699,8 +715,8 @@ def _leak(rel: str, role: str) -> Diagnosis:
 
 CheckFunction = Callable[..., list[Check]]
 #: The checks, in the order a handshake would trip over their problems.
-CHECKS: tuple[CheckFunction, ...] = (check_files, check_key_pairs, check_trust, check_validity, check_roles,
-                                     check_name, check_ca_profile, check_strength, check_secrets)
+CHECKS: tuple[CheckFunction, ...] = (check_files, check_key_pairs, check_trust, check_copies, check_validity,
+                                     check_roles, check_name, check_ca_profile, check_strength, check_secrets)
 
 
 def run_checks(files: LabFiles, hostname: str = "localhost") -> list[Check]:
@@ -709,4 +725,3 @@ def run_checks(files: LabFiles, hostname: str = "localhost") -> list[Check]:
     for check in CHECKS:
         results += check(files, hostname) if check is check_name else check(files)
     return results
-

@@ -18,15 +18,22 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _read_passphrase(path: str | None) -> bytes | None:
-    if not path:
+    if path is None:
         return None
     from .errors import InputError
     from .files import read_bytes
 
-    secret = read_bytes(Path(path)).splitlines()[0].strip()
+    if not path:
+        raise InputError("--passphrase-file", "the file name is empty")
+    secret = read_bytes(Path(path), limit=4096).splitlines()[0].strip()
     if not secret:
         raise InputError(path, "the passphrase file's first line is empty")
     return secret
+
+
+def _say_cleaned(lab) -> None:
+    for rel in lab.cleaned:
+        print(f"removed {rel}: a temporary file an interrupted run had left behind", file=sys.stderr)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -44,8 +51,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         encrypt_all=args.encrypt_all_keys,
     )
     lab = Lab(args.dir, options)
-    results = lab.build(force=args.force)  # checks everything before writing anything
-    print(f"Building the MQTT PKI in {lab.root.resolve()}")
+    results = lab.build(force=args.force)  # checks everything, makes everything, then writes it all
+    _say_cleaned(lab)
+    print(f"Built the MQTT PKI in {lab.root.resolve()}")
     for result in results:
         print(result)
     print(f"\nDone. The broker runs with {args.dir}/broker/{{ca.crt,server.crt,server.key}}, "
@@ -63,15 +71,52 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Show which arrows of the diagram are done in a lab folder."""
+    """Show which arrows of the diagram are done in a lab folder, for every role."""
+    import json
+
+    from .errors import InputError
+    from .files import check_lab_path
     from .steps import LabState
 
-    root = Path(args.dir)
-    if root.exists() and not root.is_dir():
-        from .errors import InputError
+    root = check_lab_path(args.dir)
+    if not root.is_dir():
+        raise InputError(root, "no such lab folder; make one with: mqtt-pki-lab build DIR")
+    state = LabState.read(root)
+    if args.json:
+        print(json.dumps(state.to_json(), indent=2))
+    else:
+        print(f"{root}:\n{state}")
+    return EXIT_OK
 
-        raise InputError(root, "is a file, not a lab folder")
-    print(f"{root}:\n{LabState.read(root)}")
+
+def cmd_add_client(args: argparse.Namespace) -> int:
+    """Arrows 6-9 for each further client: clients/NAME/{client.key,client.csr,client.crt,ca.crt}."""
+    from .steps import BuildOptions, Lab
+
+    lab = Lab(args.dir, BuildOptions(key_type=args.key_type, days=args.days,
+                                     passphrase=_read_passphrase(args.passphrase_file)))
+    names = args.names
+    bar = None
+    if len(names) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names), unit="client", desc="add-client", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int, name: str) -> None:
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        roles = lab.add_clients(names, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    _say_cleaned(lab)
+    for role in roles[:10]:
+        print(f"{role.folder}/: client.key (0600), client.csr, client.crt (CN={role.name}, the MQTT username), ca.crt")
+    if len(roles) > 10:
+        print(f"... and {len(roles) - 10} more clients in {args.dir}/clients/")
+    print(f"Added {len(roles)} client{'s' * (len(roles) != 1)}. Check them all: mqtt-pki-lab verify {args.dir}")
     return EXIT_OK
 
 
@@ -96,7 +141,7 @@ def cmd_break(args: argparse.Namespace) -> int:
         raise InputError("break", "give DIR SCENARIO OUT (e.g. mqtt-pki-lab break pki client-expired broken), "
                                   "or --list to see the scenarios")
     scenario = get_scenario(args.scenario)
-    out = break_lab(args.dir, scenario, args.out, _read_passphrase(args.passphrase_file))
+    out = break_lab(args.dir, scenario, args.out, _read_passphrase(args.passphrase_file), client=args.client)
     print(f"{out}: a copy of {args.dir}, broken: {scenario.title}.")
     print(f"Diagnose it: mqtt-pki-lab verify {out}")
     return EXIT_OK
@@ -119,13 +164,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.what == "mosquitto-conf":
         sys.stdout.write(mosquitto_conf_text(args.dir, args.port, args.bind))
     else:
-        sys.stdout.write(client_text(args.dir, args.host, args.port, args.topic, args.only))
+        sys.stdout.write(client_text(args.dir, args.host, args.port, args.topic, args.only, client=args.client))
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from .profile import DEFAULT_CA_DAYS, DEFAULT_CA_NAME, DEFAULT_CLIENT_NAME, DEFAULT_LEAF_DAYS
+    from .profile import (
+        DEFAULT_CA_DAYS,
+        DEFAULT_CA_NAME,
+        DEFAULT_CLIENT_NAME,
+        DEFAULT_LEAF_DAYS,
+        MAX_CA_DAYS,
+        MAX_LEAF_DAYS,
+    )
 
     parser = argparse.ArgumentParser(
         prog="mqtt-pki-lab",
@@ -144,10 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the client's name: its Common Name and MQTT username (default: client)")
     p.add_argument("--ca-name", default=DEFAULT_CA_NAME, help=f"the CA's Common Name (default: {DEFAULT_CA_NAME})")
     p.add_argument("--days", type=int, default=DEFAULT_LEAF_DAYS,
-                   help=f"lifetime of the broker's and client's certificates, at most 397 (default: "
-                        f"{DEFAULT_LEAF_DAYS})")
+                   help=f"lifetime of the broker's and client's certificates (default: {DEFAULT_LEAF_DAYS}); this "
+                        f"lab's cap is {MAX_LEAF_DAYS}, the CA/Browser Forum's rule for public TLS certificates, "
+                        "followed by choice (private CAs are not bound by it)")
     p.add_argument("--ca-days", type=int, default=DEFAULT_CA_DAYS,
-                   help=f"lifetime of the CA certificate (default: {DEFAULT_CA_DAYS})")
+                   help=f"lifetime of the CA certificate (default: {DEFAULT_CA_DAYS}, at most {MAX_CA_DAYS})")
     p.add_argument("--passphrase-file", metavar="FILE", help="encrypt ca.key with the passphrase on FILE's first line")
     p.add_argument("--encrypt-all-keys", action="store_true",
                    help="with --passphrase-file: encrypt server.key and client.key too")
@@ -160,9 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted key")
     p.set_defaults(handler=cmd_inspect)
 
-    p = sub.add_parser("status", help="which arrows of the diagram are done in a lab folder")
+    p = sub.add_parser("status", help="which arrows of the diagram are done in a lab folder, for every role")
     p.add_argument("dir")
+    p.add_argument("--json", action="store_true",
+                   help="every role (kind, name, folder), the paths of its key, csr, crt and ca.crt, its arrows done")
     p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("add-client", help="one more device: arrows 6-9 for each NAME, into clients/NAME/")
+    p.add_argument("dir", help="a lab folder with a CA, e.g. pki")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="the client's name: its Common Name and MQTT username (letters, digits, - _ . @)")
+    p.add_argument("--key-type", default="ec-p256", help="the new clients' key type (default: ec-p256)")
+    p.add_argument("--days", type=int, default=DEFAULT_LEAF_DAYS,
+                   help=f"lifetime of their certificates (default: {DEFAULT_LEAF_DAYS}; at most {MAX_LEAF_DAYS})")
+    p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted ca.key")
+    p.set_defaults(handler=cmd_add_client)
 
     p = sub.add_parser("verify", help="check every file, then a mutual-TLS handshake; explain any failure "
                                       "(exit 0 all good, 1 a check or the handshake failed)")
@@ -179,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", nargs="?", help="new folder for the broken copy (must not exist)")
     p.add_argument("--list", action="store_true", help="list the scenarios of the catalogue")
     p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted ca.key")
+    p.add_argument("--client", metavar="NAME", help="break this client (clients/NAME/) instead of client/")
     p.set_defaults(handler=cmd_break)
 
     p = sub.add_parser("mqtt", help="real MQTT over mutual TLS: a broker on the broker's files, the good client "
@@ -202,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--host", help="the broker's name (default: the first name in server.crt)")
     q.add_argument("--port", type=int, default=8883, help="the broker's port (default: 8883)")
     q.add_argument("--topic", default="lab/hello", help="topic of the round trip (default: lab/hello)")
+    q.add_argument("--client", metavar="NAME", help="the files of clients/NAME/ (default: client/)")
     q.add_argument("--only", choices=("all", "python", "shell"), default="all",
                    help="print only the paho-mqtt program or only the shell lines")
     p.set_defaults(handler=cmd_export)
@@ -226,10 +293,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mqtt-pki-lab {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: nothing half-written was left (every file is written aside, then renamed)",
+              file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a file the checks could not foresee (permissions changed meanwhile, disk full...)
+        where = exc.filename or args.command
+        print(f"mqtt-pki-lab {args.command}: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,21 +13,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from .certificates import eku_text
 from .errors import InputError
 from .files import mode_of, read_bytes
 from .keys import is_encrypted_key_pem, is_private_key_pem, key_kind, load_private_key, public_key_fingerprint
 from .pem import describe_pem_kind, load_certificate, load_csr, pem_label
-
-_EKU_NAMES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
-    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
-    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
-}
 
 
 @dataclass(frozen=True)
@@ -61,8 +52,8 @@ def _hex(data: bytes) -> str:
 
 
 def _names(ext: x509.SubjectAlternativeName) -> str:
-    return ", ".join(f"{'IP' if isinstance(n, x509.IPAddress) else type(n).__name__.replace('Name', '')}:{n.value}"
-                     for n in ext)
+    kinds = {x509.IPAddress: "IP", x509.DNSName: "DNS", x509.UniformResourceIdentifier: "URI"}
+    return ", ".join(f"{kinds.get(type(n), type(n).__name__)}:{n.value}" for n in ext)
 
 
 def _usage(ku: x509.KeyUsage) -> str:
@@ -89,12 +80,13 @@ def explain_extension(ext: x509.Extension) -> tuple[str, str, str]:
                if value.key_cert_sign else "what the key may do: digitalSignature signs the TLS handshake")
         return (f"keyUsage{crit}", _usage(value), why)
     if isinstance(value, x509.ExtendedKeyUsage):
-        names = ", ".join(_EKU_NAMES.get(o, o.dotted_string) for o in value)
+        names = eku_text(list(value))
         return (f"extendedKeyUsage{crit}", names,
                 "serverAuth: may act as a TLS server (the broker); clientAuth: may log in as a client")
     if isinstance(value, x509.SubjectAlternativeName):
         return (f"subjectAltName{crit}", _names(value),
-                "the names this certificate answers to; a client checks the host it dialled against them")
+                "the names this certificate answers to: a client checks the host it dialled against the DNS/IP "
+                "names; a URI names a device without pretending it is a host")
     if isinstance(value, x509.SubjectKeyIdentifier):
         return (f"subjectKeyIdentifier{crit}", _hex(value.digest), "an id of this certificate's key")
     if isinstance(value, x509.AuthorityKeyIdentifier):

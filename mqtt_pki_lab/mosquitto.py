@@ -33,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import layout as L
-from .errors import LabError
+from . import diagram as L
+from .errors import InputError, LabError
 from .mqtt_client import check_side_files
+from .names import check_host_name
 
 #: Where package managers put the program (Debian: /usr/sbin, not on an ordinary user's PATH).
 SEARCH_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
@@ -78,13 +79,48 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def check_port(port: object, where: str = "--port") -> int:
+    """A TCP port: a whole number from 1 to 65535 (0 would mean "any port", which mosquitto cannot do)."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise InputError(where, f"{port!r} is not a TCP port (1-65535)")
+    return port
+
+
+def check_bind(bind: str | None, where: str = "--bind") -> str | None:
+    """The address to listen on: None (every interface), or one plain IP address or host name.
+
+    A ``listener`` line is ``listener PORT ADDRESS``, one line of mosquitto.conf. Anything but a bare name
+    (a space, a newline...) would let the "address" write further lines into the configuration, e.g.
+    ``0.0.0.0\nallow_anonymous true``, so the name is checked as a broker name is
+    (:func:`~mqtt_pki_lab.names.check_host_name`) and comes back normalised.
+    """
+    if bind is None:
+        return None
+    return check_host_name(bind, where)
+
+
+def _conf_safe(value: str | Path, what: str) -> str:
+    """``value`` as one word of mosquitto.conf: mosquitto splits a line at whitespace, and a newline
+    would start a new setting, so a path or name holding any whitespace is refused, never quoted."""
+    text = str(value)
+    if any(c.isspace() for c in text) or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InputError(value, f"mosquitto.conf cannot name {what} whose text contains spaces or other "
+                                "whitespace (a tab, a newline) or control characters; mosquitto reads each "
+                                "setting as one line of words. Move the lab folder to a path without them")
+    return text
+
+
 def mosquitto_conf(side: L.Side, port: int, *, bind: str | None = "127.0.0.1", user: str | None = None,
                    extra: tuple[str, ...] = ()) -> str:
     """A mosquitto.conf for mutual TLS with ``side``'s files (paths written as given: pass absolute ones).
 
     ``bind`` None listens on every interface. ``user`` adds a ``user`` line: the account mosquitto
-    switches to when started as root (it must be able to read ``server.key``).
+    switches to when started as root (it must be able to read ``server.key``). Every value that goes
+    into the file is checked first (:func:`check_port`, :func:`check_bind`, no whitespace in a path):
+    what a user typed can never add a line of its own.
     """
+    port, bind = check_port(port), check_bind(bind)
+    ca, cert, key = (_conf_safe(path, "a file") for path in (side.ca, side.cert, side.key))
     lines = [
         "# Mutual TLS: a client must present a certificate signed by cafile; its CN becomes the username.",
         "per_listener_settings false",
@@ -92,21 +128,17 @@ def mosquitto_conf(side: L.Side, port: int, *, bind: str | None = "127.0.0.1", u
         "set_tcp_nodelay true",
     ]
     if user:
-        lines.append(f"user {user}")
+        lines.append(f"user {_conf_safe(user, 'a user')}")
     lines += [
         "",
         f"listener {port}" + (f" {bind}" if bind else ""),
-        f"cafile {side.ca}",
-        f"certfile {side.cert}",
-        f"keyfile {side.key}",
+        f"cafile {ca}",
+        f"certfile {cert}",
+        f"keyfile {key}",
         "require_certificate true",
         "use_identity_as_username true",
         *extra,
     ]
-    for path in (side.ca, side.cert, side.key):
-        if any(c.isspace() for c in str(path)):
-            raise LabError(path, "mosquitto.conf cannot name a file whose path contains spaces; move the lab "
-                                 "folder to a path without spaces")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +179,7 @@ class MosquittoBroker:
 
     def __init__(self, files: str | Path | L.Side, *, host: str = "127.0.0.1", program: str | None = None,
                  run_as: str | None = None, start_timeout: float = 10.0) -> None:
-        self.side = files if isinstance(files, L.Side) else L.side(files, "broker")
+        self.side = files if isinstance(files, L.Side) else L.BROKER.side(files)
         self.host = host
         self.port: int | None = None
         self.program = program
@@ -201,7 +233,7 @@ class MosquittoBroker:
             raise MosquittoMissing()
         self.program = program
         refuse_encrypted_key(self.side.key)
-        check_side_files(self.side, "broker")
+        check_side_files(self.side, L.BROKER)
         self._tmp = Path(tempfile.mkdtemp(prefix="mqtt-pki-lab-mosquitto-"))
         try:
             files, user = self._files_for_broker()

@@ -20,10 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from . import layout as L
+from . import diagram as L
 from .errors import InputError
 from .tlscontext import client_context
 
@@ -51,24 +48,37 @@ def openssl_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def certificate_common_name(der: bytes | None) -> str | None:
-    """The Common Name of a DER certificate (what mosquitto's ``use_identity_as_username`` reads)."""
-    if not der:
-        return None
-    cns = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else None
+def _whose(role: L.Role | str, what: str) -> str:
+    """``the broker's private key``, ``the client's ca.crt``, ``the certificate of client 'sensor-1'``."""
+    if isinstance(role, str):
+        return f"the {role}'s {what}"
+    return f"{role.label}'s {what}" if role.label.startswith("the ") else f"the {what} of {role.label}"
 
 
-def check_side_files(side: L.Side, role: str, password: bytes | str | None = None) -> None:
-    """Raise :class:`InputError` naming the first of ``side``'s files that is missing or unusable."""
+def check_side_files(side: L.Side, role: L.Role | str, password: bytes | str | None = None) -> None:
+    """Raise :class:`InputError` naming the first of ``side``'s files that is missing or unusable.
+
+    ``role`` is whose files they are (a :class:`~mqtt_pki_lab.diagram.Role`, or ``"broker"`` /
+    ``"client"``), so that the message says which client's file is missing. A key that is there is
+    also opened, so that a wrong or missing passphrase is explained before any broker starts.
+    """
     from .keys import load_private_key
 
+    owner = role if isinstance(role, L.Role) else {"broker": L.BROKER, "client": L.FIRST_CLIENT}.get(role)
     for path, what in ((side.ca, "ca.crt"), (side.cert, "certificate"), (side.key, "private key")):
         if path is not None and not Path(path).is_file():
-            raise InputError(path, f"missing: the {role}'s {what}. Build the lab first: mqtt-pki-lab build "
-                                   f"{Path(path).parent.parent}")
+            hint = f"Build the lab first: mqtt-pki-lab build {_lab_of(Path(path), owner)}"
+            if owner is not None and owner.kind == "client" and owner != L.FIRST_CLIENT:
+                hint = f"Make its files first: arrows 6-9 for {owner.label} (add the client to the lab)"
+            raise InputError(path, f"missing: {_whose(role, what)}. {hint}")
     if side.key is not None:
         load_private_key(side.key, password)  # explains a wrong or missing passphrase
+
+
+def _lab_of(path: Path, role: L.Role | None) -> Path:
+    """The lab folder that holds ``path``, a file of ``role`` (``clients/NAME/`` is two folders deep)."""
+    depth = len(role.folder.split("/")) if role is not None else 1
+    return path.parents[depth] if len(path.parents) > depth else path.parent
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,18 @@
 The in-memory handshake (arrow 10) proves the TLS part. This check runs a real broker on the broker's
 three files (the embedded amqtt broker, or mosquitto) and sends real MQTT through it with paho-mqtt:
 
-1. **the good client** (``client/ca.crt``, ``client.crt``, ``client.key``) subscribes, publishes at
-   QoS 1 and gets its own message back;
+1. **every good client** of the lab (``client/``, then each ``clients/NAME/``, with its own ``ca.crt``,
+   ``client.crt`` and ``client.key``) subscribes, publishes at QoS 1 and gets its own message back;
 2. **a client with no certificate** must be refused by the broker;
 3. **a client whose certificate comes from another CA** (same name, signed by an intruder's CA) must be
    refused by the broker;
 4. **a client that trusts another CA** (right certificate, wrong ``ca.crt``) must refuse the broker.
 
-Each refusal is explained in the words of ``mqtt-pki-lab verify`` (:func:`~mqtt_pki_lab.diagnose.
-diagnose_tls_failure`), using the broker's own reason when the broker refused. The intruders' files are
-made in a temporary folder; nothing is written to the lab.
+The three intruders are tried once, with the first client's files: what they prove is about the broker
+and the CA, not about one device. Each refusal is explained in the words of ``mqtt-pki-lab verify``
+(:func:`~mqtt_pki_lab.diagnose.diagnose_tls_failure`), naming the files of the client that was used, and
+using the broker's own reason when the broker refused. The intruders' files are made in a temporary
+folder; nothing is written to the lab.
 
 >>> report = mqtt_check("pki", broker="embedded")   # doctest: +SKIP
 >>> report.ok, [o.passed for o in report.outcomes]  # doctest: +SKIP
@@ -21,6 +23,7 @@ made in a temporary folder; nothing is written to the lab.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,13 +31,13 @@ from html import escape
 from pathlib import Path
 from typing import Literal
 
-from cryptography.x509.oid import NameOID
-
-from . import layout as L
+from . import diagram as L
+from .certificates import common_name
 from .diagnose import Diagnosis, diagnose_tls_failure
 from .errors import InputError
 from .handshake import handshake_files
 from .mqtt_client import RoundTrip, check_side_files, mqtt_round_trip
+from .steps import Lab
 from .tlscontext import side_paths
 
 BrokerKind = Literal["embedded", "mosquitto"]
@@ -44,6 +47,9 @@ INTRUDER_CA_NAME = "Intruder CA (not yours)"
 Expect = Literal["through", "broker", "client"]
 #: All mosquitto logs when it refuses a client certificate for any reason (foreign CA, expired, wrong EKU).
 BARE_VERIFY_FAILURE = "certificate verify failed"
+#: The longest a single client may take for its round trip, in seconds (``--timeout``).
+MAX_TIMEOUT = 300.0
+GOOD_CLIENT = "good client"
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class MqttOutcome:
     """One client's attempt, what we expected of it, and what it means."""
 
     name: str
-    """``good client``, ``no certificate``, ``certificate from another CA``, ``trusts another CA``."""
+    """``good client`` (once per client of the lab), ``no certificate``, ``certificate from another CA``,
+    ``trusts another CA``."""
     uses: str
     """The files this client used."""
     expect: Expect
@@ -63,6 +70,8 @@ class MqttOutcome:
     """OpenSSL's full words for the same files, from the in-memory handshake, when the broker's are bare
     (mosquitto logs only ``certificate verify failed``)."""
     diagnosis: Diagnosis | None = field(default=None, compare=False)
+    client: L.Role = L.FIRST_CLIENT
+    """The lab client whose files were used (the intruders use the first client's)."""
 
     @property
     def passed(self) -> bool:
@@ -124,7 +133,7 @@ class MqttCheckReport:
 
     @property
     def ok(self) -> bool:
-        """True when the good client got through and every intruder was refused."""
+        """True when every good client got through and every intruder was refused."""
         return bool(self.outcomes) and all(o.passed for o in self.outcomes)
 
     @property
@@ -156,7 +165,7 @@ class MqttCheckReport:
 def make_intruder(folder: Path, client_name: str) -> L.Side:
     """An intruder's own CA and a client certificate it signed for ``client_name`` (the lab client's name).
 
-    Returns the intruder's files as a :class:`~mqtt_pki_lab.layout.Side` (``ca`` = the intruder's CA).
+    Returns the intruder's files as a :class:`~mqtt_pki_lab.diagram.Side` (``ca`` = the intruder's CA).
     The name is right, the CA is wrong: a broker that trusts only the lab's CA must refuse it.
     """
     from .ca import create_ca_certificate
@@ -176,11 +185,24 @@ def make_intruder(folder: Path, client_name: str) -> L.Side:
 
 
 def _client_name(cert_path: Path) -> str:
+    """The client's name (its certificate's Common Name), which the intruder copies."""
     from .pem import load_certificate  # explains a file that is not a certificate
 
-    cert = load_certificate(cert_path)
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else "client"
+    return common_name(load_certificate(cert_path)) or "client"
+
+
+def check_timeout(timeout: object, where: str = "--timeout") -> float:
+    """A round trip's time limit: a finite number of seconds, more than 0 and at most :data:`MAX_TIMEOUT`."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InputError(where, f"{timeout!r} is not a number of seconds")
+    if not math.isfinite(timeout):
+        raise InputError(where, f"{timeout!r} is not a number of seconds one can wait (give e.g. 5)")
+    if timeout <= 0:
+        raise InputError(where, f"{timeout:g} s: give a positive number of seconds (e.g. 5)")
+    if timeout > MAX_TIMEOUT:
+        raise InputError(where, f"{timeout:g} s is longer than a client may wait here (at most "
+                                f"{MAX_TIMEOUT:g} s); on one machine a round trip takes milliseconds")
+    return float(timeout)
 
 
 def require_libraries(broker: str) -> None:
@@ -221,16 +243,27 @@ def _broker_label(kind: str, broker) -> str:
 
 
 def _in_memory_reason(broker_files: L.Side, client_files: L.Side, host: str,
-                      password: bytes | str | None) -> str | None:
+                      password: bytes | str | None, client: L.Role) -> str | None:
     """What the in-memory handshake of the same files says, when the broker refused them too."""
-    result = handshake_files(broker_files, client_files, host, password)
+    result = handshake_files(broker_files, client_files, host, password, client_role=client)
     return result.reason if not result.ok and result.refused_by == "broker" else None
 
 
-def _attempt(broker, broker_files: L.Side, name: str, uses: str, expect: Expect, files: L.Side, *, host: str,
-             password: bytes | str | None, timeout: float) -> MqttOutcome:
+@dataclass(frozen=True)
+class _Plan:
+    """One attempt to make: who, with which files, and what must happen."""
+
+    name: str
+    uses: str
+    expect: Expect
+    files: L.Side
+    client: L.Role
+
+
+def _attempt(broker, broker_files: L.Side, plan: _Plan, *, host: str, password: bytes | str | None,
+             timeout: float) -> MqttOutcome:
     seen = len(broker.refusals)
-    trip = mqtt_round_trip(host, broker.port, files, password=password, timeout=timeout)
+    trip = mqtt_round_trip(host, broker.port, plan.files, password=password, timeout=timeout)
     broker_reason = detail = None
     if trip.refused_by == "broker":
         deadline = time.monotonic() + 1.0  # the broker may log its reason a moment after hanging up
@@ -239,48 +272,65 @@ def _attempt(broker, broker_files: L.Side, name: str, uses: str, expect: Expect,
         refusals = broker.refusals
         broker_reason = refusals[seen] if len(refusals) > seen else None
         if broker_reason == BARE_VERIFY_FAILURE:
-            detail = _in_memory_reason(broker_files, files, host, password)
-    outcome = MqttOutcome(name, uses, expect, trip, broker_reason, detail)
+            detail = _in_memory_reason(broker_files, plan.files, host, password, plan.client)
+    outcome = MqttOutcome(plan.name, plan.uses, plan.expect, trip, broker_reason, detail, client=plan.client)
     if trip.ok:
         return outcome
     if trip.refused_by is None and trip.stage in ("tcp", "connack", "subscribe", "message"):
         return outcome  # nobody refused: not a TLS matter, the verdict says what happened
-    diagnosis = diagnose_tls_failure(outcome.reason or "", trip.refused_by, hostname=host)
-    return MqttOutcome(name, uses, expect, trip, broker_reason, detail, diagnosis)
+    diagnosis = diagnose_tls_failure(outcome.reason or "", trip.refused_by, hostname=host, client=plan.client)
+    return MqttOutcome(plan.name, plan.uses, plan.expect, trip, broker_reason, detail, diagnosis, plan.client)
+
+
+def _plan(root: Path, clients: tuple[L.Role, ...], intruder: L.Side) -> list[_Plan]:
+    """Every good client once, then the three intruders (with the first client's files)."""
+
+    def rel(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    plans = [_Plan(GOOD_CLIENT, ", ".join(rel(p) for p in (side.ca, side.cert, side.key)), "through", side, role)
+             for role in clients for side in (role.side(root),)]
+    first = L.FIRST_CLIENT
+    own = first.side(root)
+    return [
+        *plans,
+        _Plan("no certificate", f"{rel(own.ca)} only", "broker", side_paths(own.ca, None, None), first),
+        _Plan("certificate from another CA", f"{rel(own.ca)} + a client.crt signed by {INTRUDER_CA_NAME!r}",
+              "broker", side_paths(own.ca, intruder.cert, intruder.key), first),
+        _Plan("trusts another CA", f"{rel(own.cert)}, {rel(own.key)} + {INTRUDER_CA_NAME!r} as ca.crt",
+              "client", side_paths(intruder.ca, own.cert, own.key), first),
+    ]
 
 
 def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", *, host: str = "127.0.0.1",
                password: bytes | str | None = None, timeout: float = 5.0) -> MqttCheckReport:
-    """Run a real broker on the lab's broker files and send the four clients through it.
+    """Run a real broker on the lab's broker files and send every client, then the intruders, through it.
 
     ``broker`` is ``embedded`` (amqtt, pure Python) or ``mosquitto`` (the program must be installed).
-    ``password`` unlocks encrypted keys (embedded broker only: mosquitto cannot take one). Raises
-    :class:`~mqtt_pki_lab.errors.LabError` for missing files or a broker that cannot start; a refusal
-    is never an exception, it is an outcome.
+    Every client of the lab (``client/`` and each ``clients/NAME/``, as
+    :attr:`~mqtt_pki_lab.steps.Lab.roles` finds them) makes its own round trip; the three intruders
+    follow. ``password`` unlocks encrypted keys (embedded broker only: mosquitto cannot take one).
+    ``timeout`` is each round trip's limit in seconds (more than 0, at most :data:`MAX_TIMEOUT`). Raises
+    :class:`~mqtt_pki_lab.errors.LabError` for bad options, missing files or a broker that cannot start;
+    a refusal is never an exception, it is an outcome.
     """
     started = time.monotonic()
-    root = Path(root)
+    timeout = check_timeout(timeout)
     if broker not in BROKERS:
         raise InputError("--broker", f"unknown broker {broker!r}; choose one of: {', '.join(BROKERS)}")
     require_libraries(broker)
-    broker_files, client = L.side(root, "broker"), L.side(root, "client")
-    check_side_files(broker_files, "broker", password)
-    check_side_files(client, "client", password)
+    lab = Lab(root)  # checks the folder: not a file, not a link
+    root, clients = lab.root, lab.roles.clients
+    broker_files = L.BROKER.side(root)
+    check_side_files(broker_files, L.BROKER, password)
+    for role in clients:
+        check_side_files(role.side(root), role, password)
     with tempfile.TemporaryDirectory(prefix="mqtt-pki-lab-intruder-") as tmp:
-        intruder = make_intruder(Path(tmp), _client_name(client.cert))
+        intruder = make_intruder(Path(tmp), _client_name(L.FIRST_CLIENT.side(root).cert))
         running = start_broker(broker, root, host=host, password=password)
         try:
-            rel = {p: p.relative_to(root).as_posix() for p in (client.ca, client.cert, client.key)}
-            plan: list[tuple[str, str, Expect, L.Side]] = [
-                ("good client", f"{rel[client.ca]}, {rel[client.cert]}, {rel[client.key]}", "through", client),
-                ("no certificate", f"{rel[client.ca]} only", "broker", side_paths(client.ca, None, None)),
-                ("certificate from another CA", f"{rel[client.ca]} + a client.crt signed by {INTRUDER_CA_NAME!r}",
-                 "broker", side_paths(client.ca, intruder.cert, intruder.key)),
-                ("trusts another CA", f"{rel[client.cert]}, {rel[client.key]} + {INTRUDER_CA_NAME!r} as ca.crt",
-                 "client", side_paths(intruder.ca, client.cert, client.key)),
-            ]
-            outcomes = tuple(_attempt(running, broker_files, name, uses, expect, files, host=host,
-                                      password=password, timeout=timeout) for name, uses, expect, files in plan)
+            outcomes = tuple(_attempt(running, broker_files, plan, host=host, password=password, timeout=timeout)
+                             for plan in _plan(root, clients, intruder))
         finally:
             running.stop()
     return MqttCheckReport(_broker_label(broker, running), host, running.port, outcomes, tuple(running.log),

@@ -129,7 +129,7 @@ def get_step(step: str | int | Step) -> Step:
 
 # --- the state, read from disk ---------------------------------------------------------------------------------
 
-def _discover(root: Path) -> Roles:
+def discover_roles(root: Path) -> Roles:
     """The lab's roles: the CA, the broker, ``client/`` and every valid ``clients/NAME/`` folder."""
     folder = root / D.CLIENTS_FOLDER
     extra: list[Role] = []
@@ -155,7 +155,7 @@ class LabState:
     def read(cls, root: str | Path) -> LabState:
         """Look at the disk: the state is whatever files are there now."""
         root = Path(root)
-        roles = _discover(root)
+        roles = discover_roles(root)
         present = frozenset(f for f in roles.files() if f.path(root).is_file() and not f.path(root).is_symlink())
         stray = tuple(p.relative_to(root).as_posix() for p in leftovers(root, [r.folder for r in roles.all]))
         return cls(root, present, roles, stray, root.is_dir())
@@ -337,7 +337,7 @@ class Lab:
     @property
     def roles(self) -> Roles:
         """The lab's roles as they are on disk: the CA, the broker and every client."""
-        return _discover(self.root)
+        return discover_roles(self.root)
 
     def with_options(self, **changes: Any) -> Lab:
         """A copy of this lab with some options changed (checked)."""
@@ -434,7 +434,7 @@ class Lab:
                 raise InputError(self.root, f"cannot create the lab folder ({exc.strerror})") from None
         try:
             with LabLock(self.root):
-                self.cleaned = remove_leftovers(self.root, [r.folder for r in _discover(self.root).all])
+                self.cleaned = remove_leftovers(self.root, [r.folder for r in discover_roles(self.root).all])
                 yield
         except BaseException:
             if created:

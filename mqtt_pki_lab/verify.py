@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from . import layout as L
+from . import diagram as L
 from .checks import Check, LabFiles, run_checks
 from .diagnose import Diagnosis
+from .diagram import Role
 from .errors import InputError
+from .files import check_lab_path
 from .handshake import HandshakeResult, handshake_files
-from .profile import DEFAULT_SERVER_NAME, check_name
+from .names import check_host_name
+from .profile import DEFAULT_SERVER_NAME
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,27 @@ class VerifyReport:
     root: Path
     hostname: str
     checks: tuple[Check, ...]
-    handshake: HandshakeResult | None
-    """The handshake's result, or None when the files needed for it are missing or unreadable."""
-    skipped: str | None = None
-    """Why the handshake was not attempted, when it was not."""
+    handshakes: tuple[tuple[Role, HandshakeResult | None, str | None], ...]
+    """Per client: the handshake with the broker's files, or None and why it was not attempted."""
+
+    @property
+    def handshake(self) -> HandshakeResult | None:
+        """The first handshake that failed, else the first client's (None when it was not attempted)."""
+        for _, result, _ in self.handshakes:
+            if result is not None and not result.ok:
+                return result
+        return self.handshakes[0][1] if self.handshakes else None
+
+    @property
+    def skipped(self) -> str | None:
+        """Why a handshake was not attempted, when one was not."""
+        return next((f"{role.label}: {why}" for role, result, why in self.handshakes if result is None), None)
 
     @property
     def ok(self) -> bool:
-        """True when no check failed and the handshake passed (warnings are allowed)."""
-        return all(c.ok for c in self.checks) and self.handshake is not None and self.handshake.ok
+        """True when no check failed and every client's handshake passed (warnings are allowed)."""
+        return all(c.ok for c in self.checks) and bool(self.handshakes) and all(
+            result is not None and result.ok for _, result, _ in self.handshakes)
 
     @property
     def failures(self) -> list[Check]:
@@ -67,13 +82,18 @@ class VerifyReport:
     def __str__(self) -> str:
         lines = [f"Verifying the MQTT PKI in {self.root} (the client connects to {self.hostname!r})"]
         lines += ["  " + line for check in self.checks for line in str(check).splitlines()]
-        if self.handshake is not None:
-            lines += ["  " + line for line in str(self.handshake).splitlines()]
-        else:
-            lines.append(f"  [skip] handshake: {self.skipped}")
+        for role, result, why in self.handshakes:
+            who = "" if role == L.FIRST_CLIENT else f"[{role.folder}] "
+            if result is not None:
+                lines += ["  " + who + line if i == 0 else "  " + line
+                          for i, line in enumerate(str(result).splitlines())]
+            else:
+                lines.append(f"  [skip] {who}handshake: {why}")
         if self.ok:
             extra = f" ({len(self.warnings)} warning{'s' * (len(self.warnings) != 1)})" if self.warnings else ""
-            lines.append(f"OK: the broker's files and the client's files work together{extra}.")
+            clients = len(self.handshakes)
+            whose = "the client's files" if clients == 1 else f"each of the {clients} clients' files"
+            lines.append(f"OK: the broker's files and {whose} work together{extra}.")
         else:
             lines.append(f"FAILED: {self.diagnosis or 'see the failed checks above'}")
         return "\n".join(lines)
@@ -84,10 +104,13 @@ class VerifyReport:
         rows = "".join(
             f"<tr><td style='color:{colours[c.status]}'>{marks[c.status]}</td><td>{escape(c.name)}</td>"
             f"<td>{escape(c.message)}</td></tr>" for c in self.checks)
-        if self.handshake is not None:
-            handshake = self.handshake._repr_html_()
-        else:
-            handshake = f"<div><i>handshake not attempted: {escape(self.skipped or '')}</i></div>"
+        handshake = "".join(
+            result._repr_html_() if result is not None else
+            f"<div><i>{escape(role.label)}: handshake not attempted: {escape(why or '')}</i></div>"
+            for role, result, why in self.handshakes[:3])
+        if len(self.handshakes) > 3:
+            passed = sum(1 for _, r, _ in self.handshakes[3:] if r is not None and r.ok)
+            handshake += f"<div>… and {len(self.handshakes) - 3} more clients ({passed} passed)</div>"
         colour, verdict = (colours["pass"], "the broker's files and the client's files work together") \
             if self.ok else (colours["fail"], "FAILED")
         diagnosis = self.diagnosis
@@ -100,36 +123,41 @@ class VerifyReport:
                 f"<table>{rows}</table>{handshake}{box}</div>")
 
 
-def _handshake_sides(files: LabFiles) -> tuple[L.Side, L.Side] | str:
-    """The files to handshake with, or why the handshake cannot be attempted."""
-    unusable = [f.relpath for f in (*L.OPERATING_FILES["broker"], L.CLIENT_CA) if not files.has(f)]
+def _handshake_sides(files: LabFiles, client: Role) -> tuple[L.Side, L.Side] | str:
+    """The files to handshake ``client`` with, or why the handshake cannot be attempted."""
+    unusable = [f.relpath for f in (*L.BROKER.operating, client.file("trust")) if not files.has(f)]
     if unusable:
         return f"{', '.join(unusable)} missing or unreadable"
-    client = L.side(files.root, "client")
-    if L.CLIENT_CERT in files.missing or L.CLIENT_KEY in files.missing:
+    side = client.side(files.root)
+    if client.file("crt") in files.missing or client.file("key") in files.missing:
         # A client without its certificate still connects, and the broker refuses it: show that.
-        client = L.Side(client.ca, None, None)  # type: ignore[arg-type]
-    elif not (files.has(L.CLIENT_CERT) and files.has(L.CLIENT_KEY)):
-        return "client/client.crt or client/client.key unreadable"
-    return L.side(files.root, "broker"), client
+        side = L.Side(side.ca, None, None)  # type: ignore[arg-type]
+    elif not (files.has(client.file("crt")) and files.has(client.file("key"))):
+        return f"{client.file('crt').relpath} or {client.file('key').relpath} unreadable"
+    return L.BROKER.side(files.root), side
 
 
 def verify_lab(root: str | Path, hostname: str = DEFAULT_SERVER_NAME,
                password: bytes | str | None = None) -> VerifyReport:
-    """Check the lab folder ``root`` and handshake its broker's files with its client's files.
+    """Check the lab folder ``root`` and handshake its broker's files with every client's files.
 
-    ``hostname`` is the name the client connects to (it must be in server.crt's subjectAltName);
+    ``hostname`` is the name the clients connect to (it must be in server.crt's subjectAltName);
     ``password`` unlocks encrypted keys. Raises :class:`~mqtt_pki_lab.errors.InputError` only when
     ``root`` is not a folder or ``hostname`` is not a valid name; every problem with the files
     themselves is reported in the result.
     """
-    root = Path(root)
+    root = check_lab_path(root)
     if not root.is_dir():
-        raise InputError(root, "no such lab folder" if not root.exists() else "is a file, not a lab folder")
-    check_name(hostname, "--hostname")
+        raise InputError(root, "no such lab folder")
+    hostname = check_host_name(hostname, "--hostname")
     files = LabFiles.load(root, password)
     checks = tuple(run_checks(files, hostname))
-    sides = _handshake_sides(files)
-    if isinstance(sides, str):
-        return VerifyReport(root, hostname, checks, None, skipped=sides)
-    return VerifyReport(root, hostname, checks, handshake_files(*sides, hostname=hostname, password=password))
+    handshakes = []
+    for client in files.clients:
+        sides = _handshake_sides(files, client)
+        if isinstance(sides, str):
+            handshakes.append((client, None, sides))
+        else:
+            handshakes.append((client, handshake_files(*sides, hostname=hostname, password=password,
+                                                       client_role=client), None))
+    return VerifyReport(root, hostname, checks, tuple(handshakes))

@@ -15,7 +15,7 @@ from conftest import REPO, python313, require, run_cli
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.breakit import (
     FOREIGN_CA_NAME,
     SCENARIO_BY_ID,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import InputError
 from mqtt_pki_lab.keys import generate_key, save_key
 from mqtt_pki_lab.steps import BuildOptions, Lab

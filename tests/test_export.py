@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import require, require_program, run_cli
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import InputError
 from mqtt_pki_lab.export import client_commands, client_text, mosquitto_conf_text, paho_snippet, server_name
 from mqtt_pki_lab.mosquitto import free_port

@@ -15,7 +15,7 @@ import pytest
 from conftest import require, require_program
 
 from mqtt_pki_lab import graph as G
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import InputError
 from mqtt_pki_lab.handshake import mutual_tls_handshake
 from mqtt_pki_lab.steps import STEPS, Lab

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.breakit import SCENARIOS, break_lab
 from mqtt_pki_lab.diagnose import ARROW_OF, ARROW_TITLES, Diagnosis, classify, diagnose_tls_failure
 from mqtt_pki_lab.handshake import HandshakeResult, handshake_files, mutual_tls_handshake

@@ -23,7 +23,7 @@ from amqtt.contexts import ListenerConfig
 from amqtt.session import Session
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.broker_embedded import CertificateIdentityAuth, EmbeddedBroker
 from mqtt_pki_lab.errors import InputError, LabError
 from mqtt_pki_lab.mqtt_client import mqtt_round_trip, paho_client

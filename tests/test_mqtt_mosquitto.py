@@ -16,7 +16,7 @@ from conftest import require_program
 
 pytest.importorskip("paho.mqtt")
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import LabError
 from mqtt_pki_lab.export import mosquitto_conf_text
 from mqtt_pki_lab.mosquitto import (

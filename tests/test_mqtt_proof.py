@@ -14,7 +14,7 @@ pytest.importorskip("paho.mqtt")
 pytest.importorskip("amqtt")
 
 from mqtt_pki_lab import cli
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import InputError
 from mqtt_pki_lab.mqtt_client import RoundTrip
 from mqtt_pki_lab.mqtt_proof import MqttOutcome, mqtt_check, require_libraries

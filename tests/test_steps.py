@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import InputError, RefusedError
 from mqtt_pki_lab.steps import STEPS, BuildOptions, Lab, LabState, get_step
 

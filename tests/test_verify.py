@@ -15,7 +15,7 @@ from conftest import require_program, run_cli
 from cryptography import x509
 
 from mqtt_pki_lab import checks as C
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.breakit import SCENARIOS, break_lab, foreign_ca, issue
 from mqtt_pki_lab.ca import signature_hash
 from mqtt_pki_lab.errors import InputError

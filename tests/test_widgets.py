@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("ipywidgets", reason="the lab extra is not installed (pip install -e '.[lab]')")
 
-from mqtt_pki_lab import layout as L
+from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.errors import LabError
 from mqtt_pki_lab.exercises import QUESTIONS, check, check_diagnosis
 from mqtt_pki_lab.steps import StepResult
