@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import nbformat
+from nbrun import execute_notebook
 
 from mqtt_pki_lab.course import NOTEBOOKS
-from mqtt_pki_lab.nbrun import execute_notebook
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 

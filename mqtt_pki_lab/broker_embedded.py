@@ -10,7 +10,12 @@ use its supported *external listener*: we accept the TCP connection, run the TLS
 (so we can record why a client was refused, as mosquitto logs it), and hand the encrypted stream to
 :meth:`amqtt.broker.Broker.external_connected`. A small auth plugin, :class:`CertificateIdentityAuth`,
 then does what mosquitto's ``use_identity_as_username true`` does: the Common Name of the client's
-certificate becomes its MQTT username, whatever username the client typed.
+certificate becomes its MQTT username, whatever username the client typed. A certificate signed by the
+right CA but with *no* Common Name names nobody: like mosquitto, the broker refuses that CONNECT
+("not authorized") and logs why (``no Common Name: cannot tell the username``).
+
+A client may hang up at any moment, even while amqtt is still closing a connection it refused; that is
+a line in :attr:`EmbeddedBroker.log`, never a "Task exception was never retrieved" on stderr.
 
 The broker runs its asyncio loop in a thread of its own, so it works the same from a plain script and
 from a Jupyter kernel (whose thread already runs a loop). Use it as a context manager::
@@ -154,8 +159,9 @@ class EmbeddedBroker:
         self.port: int | None = None
         self.log: list[str] = []
         self.refusals: list[str] = []
-        """OpenSSL's reason for each failed TLS handshake, in order: the broker refused the client, or the
-        client refused the broker (``tlsv1 alert unknown ca``)."""
+        """Why each client was turned away, in order: OpenSSL's reason for a failed TLS handshake (the broker
+        refused the client, or the client refused the broker: ``tlsv1 alert unknown ca``), or, for a
+        certificate that verified but names nobody, :data:`NO_COMMON_NAME` (refused at CONNECT)."""
         self._password = password
         self._start_timeout = start_timeout
         self._thread: threading.Thread | None = None
@@ -268,7 +274,8 @@ class EmbeddedBroker:
         try:
             await self._serve_client(broker, context, transport, where)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
-            self._say(f"connection from {where} ended: {openssl_reason(exc)}")
+            words = exc.strerror if isinstance(exc, OSError) and exc.strerror else openssl_reason(exc)
+            self._say(f"connection from {where} ended: {words}")  # the client hung up; nothing to fix here
             transport.close()
         except Exception as exc:  # amqtt's trouble with one client must not stop the broker
             self._say(f"connection from {where} failed inside amqtt: {type(exc).__name__}: {exc}")

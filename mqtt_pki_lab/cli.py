@@ -100,7 +100,7 @@ def cmd_add_client(args: argparse.Namespace) -> int:
     if len(names) > 1:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(names), unit="client", desc="add-client", file=sys.stderr, leave=False)
+        bar = tqdm(total=len(names), unit="client", desc="add-client", file=sys.stderr, leave=False, disable=None)
 
     def progress(done: int, total: int, name: str) -> None:
         if bar is not None:
@@ -168,6 +168,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake said in one line (``mqtt-pki-lab build: --days: invalid int value``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from .profile import (
@@ -179,11 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         MAX_LEAF_DAYS,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mqtt-pki-lab",
         description="Build a private CA for MQTT over mutual TLS, step by step, and prove that it works.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("build", help="make the CA, the broker's and the client's files (arrows 1-9)")
     p.add_argument("dir", help="lab folder to create, e.g. pki")

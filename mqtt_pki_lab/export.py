@@ -2,9 +2,14 @@
 
 * :func:`mosquitto_conf_text` is a complete ``mosquitto.conf`` with absolute paths to the broker's
   three files; ``mosquitto -c mosquitto.conf`` runs it unchanged.
-* :func:`paho_snippet` is a small paho-mqtt 2.x program for the client's three files: it connects,
+* :func:`paho_snippet` is a small paho-mqtt 2.x program for a client's three files: it connects,
   subscribes, publishes at QoS 1 and prints its own message when it comes back.
 * :func:`client_commands` are the matching ``mosquitto_sub`` / ``mosquitto_pub`` command lines.
+
+The client is the lab's first one (``client/``) unless ``client`` names another: ``sensor-1`` selects
+``clients/sensor-1/``. Every value that goes into a generated file is checked first: a port is a port,
+``--bind`` is one address or host name, and no path may hold whitespace, so nothing a user types can add
+a line of configuration of its own.
 """
 
 from __future__ import annotations
@@ -12,26 +17,41 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from . import layout as L
+from . import diagram as L
+from .certificates import common_name, host_names
 from .errors import InputError
+from .mosquitto import check_bind, check_port
 from .mqtt_client import check_side_files
+from .names import check_client_name, check_host_name
+from .pem import load_certificate
+from .steps import Lab
 
 DEFAULT_PORT = 8883
 DEFAULT_TOPIC = "lab/hello"
 DEFAULT_MESSAGE = "hello over mutual TLS"
+#: What ``export client --only`` may print: both, the paho-mqtt program, or the shell lines.
+PARTS = ("all", "python", "shell")
 
 
 def _absolute(side: L.Side) -> L.Side:
     return L.Side(side.ca.resolve(), side.cert.resolve(), side.key.resolve())
 
 
-def _check_port(port: int) -> int:
-    if not 1 <= port <= 65535:
-        raise InputError("--port", f"{port} is not a TCP port (1-65535)")
-    return port
+def client_role(root: str | Path, client: str | None = None) -> L.Role:
+    """The client of the lab ``root`` called ``client``: None is the first client (``client/``).
+
+    A name is looked up as a folder name (``clients/NAME/``) and as an MQTT username (the Common Name
+    in a client's certificate, so the first client answers to its own name too).
+    """
+    if client is None:
+        return L.FIRST_CLIENT
+    check_client_name(client, "--client")
+    lab = Lab(root)
+    found = lab.roles.client(client) or lab.client_names().get(client)
+    if found is None:
+        known = ", ".join(sorted(lab.client_names())) or "none"
+        raise InputError("--client", f"the lab {str(root)!r} has no client {client!r} (its clients: {known})")
+    return found
 
 
 def key_owner(path: Path) -> str | None:
@@ -47,9 +67,12 @@ def key_owner(path: Path) -> str | None:
         return str(uid)
 
 
-def mosquitto_conf_text(root: str | Path, port: int = DEFAULT_PORT, bind: str | None = None) -> str:
+def mosquitto_conf_text(root: str | Path, port: int = DEFAULT_PORT, bind: str | None = None,
+                        client: str | None = None) -> str:
     """A ``mosquitto.conf`` for the lab folder ``root``: mutual TLS on ``port`` (every interface, or ``bind``).
 
+    ``bind`` is one IP address or host name (checked: see :func:`~mqtt_pki_lab.mosquitto.check_bind`).
+    ``client`` only changes the comment that tells how to get that client ready.
     When ``server.key`` belongs to an ordinary user, a ``user`` line names that user: mosquitto started
     by that user reads its files directly, and started as root it switches to that user before reading
     them. A key owned by root gets no ``user`` line but a warning: see :mod:`mqtt_pki_lab.mosquitto`.
@@ -57,15 +80,20 @@ def mosquitto_conf_text(root: str | Path, port: int = DEFAULT_PORT, bind: str | 
     from . import __version__
     from .mosquitto import mosquitto_conf, refuse_encrypted_key
 
-    side = _absolute(L.side(root, "broker"))
-    check_side_files(side, "broker")
+    port, bind = check_port(port), check_bind(bind)
+    role = client_role(root, client)
+    side = _absolute(L.BROKER.side(root))
+    check_side_files(side, L.BROKER)
     refuse_encrypted_key(side.key)
+    body = mosquitto_conf(side, port, bind=bind, user=None)  # checks every path before any is written
     owner = key_owner(side.key)
+    which = f" --client {shlex.quote(client)}" if client is not None and role != L.FIRST_CLIENT else ""
+    lab = side.ca.parent.parent  # the lab folder, resolved: its path passed the whitespace check above
     head = [
-        f"# mosquitto.conf for the MQTT PKI in {Path(root).resolve()} (made by mqtt-pki-lab {__version__})",
+        f"# mosquitto.conf for the MQTT PKI in {lab} (made by mqtt-pki-lab {__version__})",
         "# Start it:   mosquitto -c mosquitto.conf",
-        f"# Clients connect to port {_check_port(port)} with TLS and their own certificate; get one ready with:",
-        f"#   mqtt-pki-lab export client {shlex.quote(str(Path(root)))} --port {port}",
+        f"# Clients connect to port {port} with TLS and their own certificate; get one ready with:",
+        f"#   mqtt-pki-lab export client {shlex.quote(str(lab))} --port {port}{which}",
         "#",
         "# Who runs it: mosquitto must be able to read server.key (0600). Started by the key's owner it",
         "# reads it directly. Started as root, it first switches to the user on the `user` line (default:",
@@ -82,54 +110,73 @@ def mosquitto_conf_text(root: str | Path, port: int = DEFAULT_PORT, bind: str | 
     else:
         user = owner
         head += [f"# server.key belongs to {owner!r}: this file says `user {owner}`."]
-    return "\n".join(head) + "\n\n" + mosquitto_conf(side, port, bind=bind, user=user)
+    if user is not None:
+        body = mosquitto_conf(side, port, bind=bind, user=user)
+    return "\n".join(head) + "\n\n" + body
 
 
 def server_name(root: str | Path) -> str:
-    """The name clients should connect to: the first DNS name of ``server.crt`` (its CN)."""
-    cert = x509.load_pem_x509_certificate(L.SERVER_CERT.path(root).read_bytes())
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = san.get_values_for_type(x509.DNSName)
-    except x509.ExtensionNotFound:
-        names = []
-    if names:
-        return names[0]
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else "localhost"
+    """The name clients should connect to: the first name in ``broker/server.crt``'s subjectAltName.
+
+    That is the broker's first ``--server-name`` (a DNS name or an IP address); a certificate with no
+    SAN falls back to its Common Name. A missing or damaged ``server.crt`` is an :class:`InputError`
+    naming it: give the host yourself (``--host``), or build the broker's certificate (arrow 5).
+    """
+    path = L.SERVER_CERT.path(root)
+    if not path.is_file():
+        raise InputError(path, "missing: the broker's certificate, which says the name clients connect to. "
+                               f"Build the lab first (mqtt-pki-lab build {root}), or give the name with --host")
+    cert = load_certificate(path)  # explains a damaged file or one that is not a certificate
+    names = host_names(cert)
+    return names[0] if names else (common_name(cert) or "localhost")
 
 
-def _client_files(root: str | Path) -> L.Side:
-    side = _absolute(L.side(root, "client"))
-    check_side_files(side, "client")
+def _client_files(root: str | Path, client: str | None = None) -> L.Side:
+    role = client_role(root, client)
+    side = _absolute(role.side(root))
+    check_side_files(side, role)
     return side
 
 
 def client_commands(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
-                    message: str = DEFAULT_MESSAGE) -> tuple[list[str], list[str]]:
-    """``mosquitto_sub`` (waits for one message) and ``mosquitto_pub`` argument lists for the client's files."""
-    side = _client_files(root)
-    tls = ["-h", host, "-p", str(_check_port(port)), "--cafile", str(side.ca), "--cert", str(side.cert),
-           "--key", str(side.key)]
+                    message: str = DEFAULT_MESSAGE, client: str | None = None) -> tuple[list[str], list[str]]:
+    """``mosquitto_sub`` (waits for one message) and ``mosquitto_pub`` argument lists for a client's files.
+
+    ``client`` selects ``clients/NAME/`` (default: the first client, ``client/``).
+    """
+    host, port = check_host_name(host, "--host"), check_port(port)
+    side = _client_files(root, client)
+    tls = ["-h", host, "-p", str(port), "--cafile", str(side.ca), "--cert", str(side.cert), "--key", str(side.key)]
     sub = ["mosquitto_sub", *tls, "-t", topic, "-q", "1", "-C", "1", "-v"]
     pub = ["mosquitto_pub", *tls, "-t", topic, "-q", "1", "-m", message]
     return sub, pub
 
 
 def paho_snippet(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
-                 message: str = DEFAULT_MESSAGE) -> str:
-    """A complete paho-mqtt 2.x program for the client's files (round trip at QoS 1, then exit)."""
-    side = _client_files(root)
-    return f'''"""MQTT over mutual TLS with paho-mqtt 2.x, using the client's files from {side.ca.parent}."""
+                 message: str = DEFAULT_MESSAGE, client: str | None = None) -> str:
+    """A complete paho-mqtt 2.x program for a client's files (round trip at QoS 1, then exit).
+
+    Every value is written as a Python literal (``repr``), so no path or name can break the program.
+    """
+    host, port = check_host_name(host, "--host"), check_port(port)
+    role = client_role(root, client)
+    side = _client_files(root, client)
+    return f'''"""MQTT over mutual TLS with paho-mqtt 2.x, as {role.label} of the lab (its three files below).
+
+The broker takes the Common Name of CERTFILE as this client's MQTT username.
+"""
 import ssl
 
 import paho.mqtt.client as mqtt
 
-HOST, PORT, TOPIC = {host!r}, {_check_port(port)}, {topic!r}
+HOST, PORT, TOPIC = {host!r}, {port}, {topic!r}
+CAFILE = {str(side.ca)!r}
+CERTFILE = {str(side.cert)!r}
+KEYFILE = {str(side.key)!r}
 
 # Trust only our CA, check the broker's name, present our certificate; strict X.509 as in Python 3.13.
-context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile={str(side.ca)!r})
-context.load_cert_chain({str(side.cert)!r}, {str(side.key)!r})
+context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=CAFILE)
+context.load_cert_chain(CERTFILE, KEYFILE)
 context.verify_flags |= ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
 context.minimum_version = ssl.TLSVersion.TLSv1_2
 
@@ -163,11 +210,13 @@ client.loop_forever()
 '''
 
 
-def client_shell_text(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC) -> str:
+def client_shell_text(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
+                      client: str | None = None) -> str:
     """The ``mosquitto_sub`` and ``mosquitto_pub`` command lines, with comments."""
-    sub, pub = client_commands(root, host, port, topic)
+    role = client_role(root, client)
+    sub, pub = client_commands(root, host, port, topic, client=client)
     return "\n".join([
-        "# mosquitto-clients, with the client's files. In one terminal, wait for one message:",
+        f"# mosquitto-clients, with the files of {role.label}. In one terminal, wait for one message:",
         shlex.join(sub),
         "# in another terminal, send it:",
         shlex.join(pub),
@@ -175,15 +224,22 @@ def client_shell_text(root: str | Path, host: str, port: int = DEFAULT_PORT, top
 
 
 def client_text(root: str | Path, host: str | None = None, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
-                part: str = "all") -> str:
-    """What ``mqtt-pki-lab export client`` prints: the paho program, the shell lines, or both."""
-    host = host or server_name(root)
-    python = paho_snippet(root, host, port, topic)
-    shell = client_shell_text(root, host, port, topic)
+                part: str = "all", client: str | None = None) -> str:
+    """What ``mqtt-pki-lab export client`` prints: the paho program, the shell lines, or both.
+
+    ``client`` names the client (``sensor-1`` for ``clients/sensor-1/``; default the first, ``client/``).
+    Without ``host``, the name comes from ``broker/server.crt`` (:func:`server_name`).
+    """
+    if part not in PARTS:
+        raise InputError("--only", f"{part!r}: choose one of {', '.join(PARTS)}")
+    port = check_port(port)
+    _client_files(root, client)  # the client's files first: they are what this export is about
+    host = server_name(root) if host is None else host
+    python = paho_snippet(root, host, port, topic, client=client)
+    shell = client_shell_text(root, host, port, topic, client=client)
     if part == "python":
         return python
     if part == "shell":
         return shell
     return (f"# ===== paho-mqtt: save as mqtt_client.py, run: python mqtt_client.py =====\n{python}\n"
             f"# ===== mosquitto_sub / mosquitto_pub =====\n{shell}")
-

@@ -76,10 +76,11 @@ def read_bytes(path: str | Path, limit: int = MAX_INPUT_BYTES) -> bytes:
         raise InputError(path, "is a folder, not a file") from None
     except OSError as exc:
         raise InputError(path, f"cannot read this file ({_why(exc)})") from None
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):
+        os.close(fd)
+        raise InputError(path, "is a folder, not a file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if stat.S_ISDIR(info.st_mode):
-            raise InputError(path, "is a folder, not a file")
         if not stat.S_ISREG(info.st_mode):
             raise InputError(path, "is not a regular file (a device, a pipe or a socket); give a PEM file")
         if info.st_size > limit:

@@ -195,7 +195,8 @@ def mutual_tls_handshake(root: str | Path, hostname: str = "localhost",
     """Handshake between the broker's files and the client's files of the lab folder ``root``.
 
     The broker presents ``server.crt`` and requires a client certificate signed by ``broker/ca.crt``;
-    the client (``client``: default the diagram's ``client/``, or any further client) presents ``client.crt``, trusts only ``client/ca.crt`` and checks that the broker's
+    the client (``client``: default the diagram's ``client/``, or any further client) presents
+    ``client.crt``, trusts only ``client/ca.crt`` and checks that the broker's
     certificate covers ``hostname``. Strict X.509 checks are on, as in Python 3.13. A failure comes
     with a :class:`~mqtt_pki_lab.diagnose.Diagnosis`; :func:`mqtt_pki_lab.verify.verify_lab` adds
     checks of the files themselves, which can name the file at fault more precisely.

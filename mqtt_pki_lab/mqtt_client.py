@@ -69,8 +69,13 @@ def check_side_files(side: L.Side, role: L.Role | str, password: bytes | str | N
         if path is not None and not Path(path).is_file():
             hint = f"Build the lab first: mqtt-pki-lab build {_lab_of(Path(path), owner)}"
             if owner is not None and owner.kind == "client" and owner != L.FIRST_CLIENT:
-                hint = f"Make its files first: arrows 6-9 for {owner.label} (add the client to the lab)"
+                hint = f"Make its files (arrows 6-9): mqtt-pki-lab add-client {_lab_of(Path(path), owner)} {owner.name}"
             raise InputError(path, f"missing: {_whose(role, what)}. {hint}")
+    from .pem import load_certificate
+
+    for path in (side.ca, side.cert):
+        if path is not None:
+            load_certificate(path)  # a CSR or a key where a certificate belongs is named now
     if side.key is not None:
         load_private_key(side.key, password)  # explains a wrong or missing passphrase
 

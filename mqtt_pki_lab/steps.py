@@ -433,14 +433,19 @@ class Lab:
             except OSError as exc:
                 raise InputError(self.root, f"cannot create the lab folder ({exc.strerror})") from None
         try:
-            with LabLock(self.root):
-                self.cleaned = remove_leftovers(self.root, [r.folder for r in discover_roles(self.root).all])
-                yield
+            lock = LabLock(self.root).__enter__()
+        except RefusedError:
+            raise  # another command holds the lab (and may be filling the folder we made): leave it be
+        try:
+            self.cleaned = remove_leftovers(self.root, [r.folder for r in discover_roles(self.root).all])
+            yield
         except BaseException:
             if created:
                 with contextlib.suppress(OSError):
                     self.root.rmdir()  # only when empty: nothing was written
             raise
+        finally:
+            lock.__exit__(None, None, None)
 
     def _carry_out(self, plan: list[BoundStep], *, force: bool) -> list[StepResult]:
         self._check_before_writing(plan, force=force)

@@ -123,9 +123,8 @@ def frozen(python: Path) -> dict[str, str]:
 # is one test. It needs the apt packages and runtime.txt's Python on this machine (CI installs them).
 @pytest.mark.timeout(1800)
 def test_simulated_binder_environment_runs_the_course(tmp_path: Path) -> None:
+    from nbrun import execute_notebook
     from test_notebooks import ALL, DRAWS_GRAPH, errors, svg_outputs
-
-    from mqtt_pki_lab.nbrun import execute_notebook
 
     missing = [p for p in apt_packages() if not deb_installed(p)]
     require(shutil.which("dpkg-query") is not None and not missing,

@@ -69,9 +69,12 @@ def test_profile_for_every_key_type(kind: str, lab_factory: Callable[..., Path])
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1"),
                                                         ipaddress.ip_address("::1")]
     assert server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "broker.lab.example"
-    # The client's CN is its MQTT username; it has a SAN too (cryptography's client verifier needs one).
+    # The client's CN is its MQTT username; its SAN names the device with a URI, not as a host (a device has
+    # no DNS name), and cryptography's client verifier needs a SAN.
     assert client.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "sensor-1"
-    assert ext(client, x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == ["sensor-1"]
+    client_san = ext(client, x509.SubjectAlternativeName).value
+    assert client_san.get_values_for_type(x509.UniformResourceIdentifier) == ["urn:mqtt-pki-lab:client:sensor-1"]
+    assert client_san.get_values_for_type(x509.DNSName) == []
     # The CA's subject is distinct from every leaf's.
     assert len({ca.subject, server.subject, client.subject}) == 3
     # Keys, CSRs and certificates belong together.
@@ -92,7 +95,7 @@ def test_cryptography_verifier_accepts_the_chain(built_lab: Path) -> None:
     PolicyBuilder().store(store).build_server_verifier(x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
                                                        ).verify(server, [])
     verified = PolicyBuilder().store(store).build_client_verifier().verify(client, [])
-    assert verified.subjects == [x509.DNSName("client")]
+    assert verified.subjects == [x509.UniformResourceIdentifier("urn:mqtt-pki-lab:client:client")]
 
 
 def test_leaf_never_outlives_its_ca(tmp_path: Path) -> None:

@@ -182,3 +182,126 @@ def test_exported_conf_started_by_root_switches_to_the_key_owner(owned_lab) -> N
     finally:
         broker.terminate()
         broker.communicate(timeout=10)
+
+
+# --- nothing a user types can add a line to the configuration ---------------------------------------------
+
+@pytest.mark.parametrize("bind", ["0.0.0.0\nallow_anonymous true", "127.0.0.1 allow_anonymous", "\tlocalhost",
+                                  "localhost\n", "", "bad_name!", "fe80::1%eth0", "host\r\nuser root"])
+def test_bind_must_be_one_address_or_host_name(built_lab: Path, bind: str) -> None:
+    with pytest.raises(InputError) as caught:
+        mosquitto_conf_text(built_lab, 8883, bind=bind)
+    assert caught.value.where == "--bind"
+
+
+@pytest.mark.parametrize(("bind", "listener"), [("0.0.0.0", "listener 8883 0.0.0.0"), ("::", "listener 8883 ::"),
+                                                ("0:0::1", "listener 8883 ::1"),
+                                                ("MQTT.Example.com", "listener 8883 mqtt.example.com"),
+                                                (None, "listener 8883")])
+def test_bind_addresses_that_are_accepted(built_lab: Path, bind: str | None, listener: str) -> None:
+    assert listener in mosquitto_conf_text(built_lab, 8883, bind=bind).splitlines()
+
+
+def test_cli_refuses_a_bind_that_smuggles_in_a_setting(built_lab: Path) -> None:
+    done = run_cli("export", "mosquitto-conf", str(built_lab), "--bind", "0.0.0.0\nallow_anonymous true")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--bind" in done.stderr and "allow_anonymous true" not in done.stdout
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 100000, True, "8883", 8883.0])
+def test_port_must_be_1_to_65535(built_lab: Path, port: object) -> None:
+    with pytest.raises(InputError, match="not a TCP port") as caught:
+        mosquitto_conf_text(built_lab, port)  # type: ignore[arg-type]
+    assert caught.value.where == "--port"
+    with pytest.raises(InputError, match="not a TCP port"):
+        client_text(built_lab, port=port)  # type: ignore[arg-type]
+    assert "listener 65535" in mosquitto_conf_text(built_lab, 65535).splitlines()
+    assert "listener 1" in mosquitto_conf_text(built_lab, 1).splitlines()
+
+
+def test_cli_port_out_of_range(built_lab: Path) -> None:
+    for what in ("mosquitto-conf", "client"):
+        done = run_cli("export", what, str(built_lab), "--port", "70000")
+        assert done.returncode == 2 and "--port" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("folder", ["with space", "with\ttab", "with\nnewline", "with\rreturn"])
+def test_conf_refuses_a_path_with_whitespace(built_lab: Path, tmp_path: Path, folder: str) -> None:
+    lab = tmp_path / folder / "pki"
+    shutil.copytree(built_lab, lab)
+    with pytest.raises(InputError, match="spaces or other whitespace") as caught:
+        mosquitto_conf_text(lab, 8883)
+    assert folder in caught.value.where
+
+
+# --- export client: a missing or damaged server.crt, and the other clients -----------------------------------
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "a key", "truncated", "folder"])
+def test_client_export_explains_a_missing_or_damaged_server_certificate(lab_copy: Path, damage: str) -> None:
+    cert = L.SERVER_CERT.path(lab_copy)
+    if damage == "missing":
+        cert.unlink()
+    elif damage == "garbage":
+        cert.write_text("hello\n")
+    elif damage == "a key":
+        shutil.copyfile(L.SERVER_KEY.path(lab_copy), cert)
+    elif damage == "truncated":
+        cert.write_text(cert.read_text()[:200] + "\n-----END CERTIFICATE-----\n")
+    else:
+        cert.unlink()
+        cert.mkdir()
+    with pytest.raises(InputError) as caught:
+        client_text(lab_copy)
+    assert caught.value.where.endswith("broker/server.crt"), caught.value
+    done = run_cli("export", "client", str(lab_copy))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "broker/server.crt" in done.stderr, done.stderr
+    # The broker's name given by hand: server.crt is not needed
+    assert "HOST, PORT, TOPIC = 'localhost'" in client_text(lab_copy, host="localhost")
+
+
+@pytest.fixture(scope="module")
+def two_client_lab(built_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mqtt_pki_lab.steps import Lab
+
+    root = tmp_path_factory.mktemp("two") / "pki"
+    shutil.copytree(built_lab, root)
+    Lab(root).add_client("sensor-1")
+    return root
+
+
+def test_client_export_for_a_further_client(two_client_lab: Path) -> None:
+    lab = two_client_lab
+    role = L.client_role("sensor-1")
+    sub, pub = client_commands(lab, "localhost", 8883, client="sensor-1")
+    for args in (sub, pub):
+        for flag, slot in (("--cafile", "trust"), ("--cert", "crt"), ("--key", "key")):
+            assert args[args.index(flag) + 1] == str(role.file(slot).path(lab).resolve())
+    program = paho_snippet(lab, "localhost", client="sensor-1")
+    compile(program, "mqtt_client.py", "exec")
+    assert str(role.file("crt").path(lab).resolve()) in program and "client 'sensor-1'" in program
+    assert "clients/sensor-1/" in client_text(lab, client="sensor-1")
+    # the default, and the first client by its own name, are client/
+    assert client_text(lab) == client_text(lab, client="client")
+    assert "/clients/" not in client_text(lab)
+    done = run_cli("export", "client", str(lab), "--client", "sensor-1", "--only", "shell")
+    assert done.returncode == 0 and "clients/sensor-1/client.crt" in done.stdout, done.stderr
+    conf = mosquitto_conf_text(lab, 8883, client="sensor-1")
+    assert "--client sensor-1" in conf and "keyfile" in conf
+
+
+@pytest.mark.parametrize("name", ["sensor-9", "../client", "a b", "-x", ""])
+def test_client_export_refuses_an_unknown_or_bad_client(two_client_lab: Path, name: str) -> None:
+    with pytest.raises(InputError) as caught:
+        client_text(two_client_lab, client=name)
+    assert caught.value.where == "--client"
+    done = run_cli("export", "client", str(two_client_lab), "--client", name)
+    assert done.returncode == 2 and "--client" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_client_export_names_the_missing_file_of_a_further_client(two_client_lab: Path, tmp_path: Path) -> None:
+    lab = tmp_path / "pki"
+    shutil.copytree(two_client_lab, lab)
+    L.client_role("sensor-1").file("key").path(lab).unlink()
+    with pytest.raises(InputError, match="missing: the private key of client 'sensor-1'") as caught:
+        client_text(lab, client="sensor-1")
+    assert caught.value.where.endswith("clients/sensor-1/client.key")

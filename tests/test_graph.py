@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import require, require_program
 
-from mqtt_pki_lab import graph as G
 from mqtt_pki_lab import diagram as L
+from mqtt_pki_lab import graph as G
 from mqtt_pki_lab.errors import InputError
 from mqtt_pki_lab.handshake import mutual_tls_handshake
 from mqtt_pki_lab.steps import STEPS, Lab

@@ -12,7 +12,8 @@ import pytest
 
 from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab.breakit import SCENARIOS, break_lab
-from mqtt_pki_lab.diagnose import ARROW_OF, ARROW_TITLES, Diagnosis, classify, diagnose_tls_failure
+from mqtt_pki_lab.diagnose import ARROW_TITLES, Diagnosis, classify, diagnose_tls_failure
+from mqtt_pki_lab.diagram import DIAGRAM, arrow_of
 from mqtt_pki_lab.handshake import HandshakeResult, handshake_files, mutual_tls_handshake
 from mqtt_pki_lab.steps import STEPS
 from mqtt_pki_lab.tlscontext import STRICT_FLAGS, broker_context, client_context
@@ -37,7 +38,7 @@ def test_good_lab_handshakes_and_says_what_each_side_saw(built_lab: Path) -> Non
     assert result.ok, result
     assert result.tls_version == "TLSv1.3" and result.cipher
     assert result.broker_saw is not None and result.broker_saw.subject == "CN=client"
-    assert result.broker_saw.names == ("client",)
+    assert result.broker_saw.names == ("urn:mqtt-pki-lab:client:client",)
     assert result.client_saw is not None and result.client_saw.subject == "CN=localhost"
     assert result.client_saw.issuer == "CN=MQTT Lab Root CA"
     assert {"localhost", "127.0.0.1", "::1"} <= set(result.client_saw.names)
@@ -230,8 +231,9 @@ def test_hostname_is_named_when_known() -> None:
 
 def test_arrow_titles_follow_the_steps() -> None:
     assert {step.number: step.title for step in STEPS} == ARROW_TITLES
-    for file, arrow in ARROW_OF.items():
-        assert file in STEPS[arrow - 1].writes
+    for bound in DIAGRAM.plan():
+        for file in bound.writes:
+            assert arrow_of(file) == bound.number
 
 
 def test_diagnosis_renders_as_text_and_html() -> None:

@@ -209,3 +209,73 @@ def test_round_trip_failures_without_a_broker_are_explained(built_lab: Path) -> 
         mute = mqtt_round_trip("127.0.0.1", silent.getsockname()[1], L.side(built_lab, "client"), timeout=0.5)
     assert (mute.ok, mute.stage, mute.refused_by) == (False, "tls", None)
     assert "did not answer the TLS handshake" in mute.reason
+
+
+def _certificate_without_common_name(lab: Path, folder: Path) -> Path:
+    """A client certificate signed by the lab's own CA whose subject is only ``O=...``: no Common Name."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from mqtt_pki_lab.certificates import common_name, issue
+    from mqtt_pki_lab.keys import generate_key, load_private_key, save_key
+    from mqtt_pki_lab.pem import save_pem
+    from mqtt_pki_lab.profile import client_uri, leaf_extensions, validity
+
+    ca, ca_key = load_certificate(L.CA_CERT.path(lab)), load_private_key(L.CA_KEY.path(lab))
+    key = generate_key()
+    nobody = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nobody in particular")])
+    cert = issue(key.public_key(), nobody, issuer=ca, signing_key=ca_key,
+                 extensions=leaf_extensions("client", [client_uri("nobody")], key.public_key()),
+                 window=validity(30))
+    assert common_name(cert) is None
+    save_pem(cert, folder / "nocn.crt")
+    save_key(key, folder / "nocn.key")
+    return folder
+
+
+def _connect_then_reset(port: int, files: L.Side, client_id: bytes) -> bytes:
+    """TLS, one MQTT 3.1.1 CONNECT, read the CONNACK, then hang up with a TCP reset (SO_LINGER 0): the
+    broker is still closing the connection it refused when the reset arrives."""
+    import struct
+
+    from mqtt_pki_lab.tlscontext import client_context
+
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(client_id)) + client_id
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            client_context(files).wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(bytes([0x10, len(body)]) + body)
+        connack = tls.recv(4)
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return connack
+
+
+def test_certificate_without_common_name_is_refused_cleanly(built_lab: Path, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    """The right CA signed it, so TLS accepts it; but it names nobody, so there is no username to give it.
+    Like mosquitto, the broker refuses the CONNECT and says why, and a client hanging up meanwhile is a log
+    line, not "Task exception was never retrieved" on stderr."""
+    import gc
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    folder = _certificate_without_common_name(built_lab, tmp_path)
+    files = side_paths(L.CLIENT_CA.path(built_lab), folder / "nocn.crt", folder / "nocn.key")
+    with EmbeddedBroker(built_lab) as broker:
+        trip = mqtt_round_trip("127.0.0.1", broker.port, files, timeout=3)
+        connacks = [_connect_then_reset(broker.port, files, b"reset-%d" % i) for i in range(5)]
+        good = mqtt_round_trip("127.0.0.1", broker.port, L.side(built_lab, "client"))
+    gc.collect()  # "never retrieved" is reported when the failed task is collected
+    assert (trip.ok, trip.stage, trip.refused_by) == (False, "connack", "broker"), trip
+    assert "Not authorized" in trip.reason
+    assert connacks == [b"\x20\x02\x00\x05"] * 5  # CONNACK, return code 5: not authorized
+    assert good.ok, good  # the broker lives on
+    assert broker.refusals == ["the client certificate has no Common Name: cannot tell the username"] * 6
+    refused = [line for line in broker.log if "no Common Name: cannot tell the username" in line]
+    assert len(refused) == 6 and refused[-1].startswith("refused client 'reset-4' from 127.0.0.1:"), broker.log
+    assert any("TLS accepted" in line and "O=nobody in particular" in line for line in broker.log)
+    assert sum("logged in" in line for line in broker.log) == 1  # only the good client
+    assert not any(line.startswith(("asyncio:", "connection from")) and "failed" in line for line in broker.log)
+    assert not any(line.startswith("asyncio:") for line in broker.log), broker.log
+    everything = caplog.text + "".join(capfd.readouterr())
+    assert "never retrieved" not in everything and "Traceback" not in everything, everything

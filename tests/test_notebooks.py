@@ -19,8 +19,9 @@ from conftest import REPO, require
 nbformat = pytest.importorskip("nbformat", reason="the test extra is not installed (pip install -e '.[test]')")
 nbclient = pytest.importorskip("nbclient", reason="the test extra is not installed (pip install -e '.[test]')")
 
+from nbrun import execute_notebook  # noqa: E402
+
 from mqtt_pki_lab.course import NOTEBOOKS  # noqa: E402
-from mqtt_pki_lab.nbrun import execute_notebook  # noqa: E402
 
 NOTEBOOK_DIR = REPO / "notebooks"
 COURSE = [NOTEBOOK_DIR / name for name, _ in NOTEBOOKS]

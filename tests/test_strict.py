@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -138,51 +137,22 @@ def test_python313_default_context_rejects_the_man_page_recipe(tmp_path: Path) -
     assert refused.returncode != 0
 
 
-def pkilint_findings(cert: Path) -> list[tuple[str, str]]:
-    """(code, message) of every ERROR-or-worse finding of pkilint's ``lint_pkix_cert`` on ``cert``."""
-    linter = Path(sys.executable).with_name("lint_pkix_cert")
-    require(linter.exists(), "pkilint is not installed (pip install pkilint)")
-    done = subprocess.run([str(linter), "lint", "-s", "ERROR", "-f", "JSON", str(cert)], capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode in (0, 1, 2, 3), done.stderr  # 0: no finding; otherwise the number of findings
-    report = json.loads(done.stdout)
-    return [(f["code"], f["message"]) for r in report["results"] for f in r["finding_descriptions"]]
-
-
-# pkilint checks DNS names against the public-DNS syntax and flags single-label names such as
-# "localhost" (and a client called "client") as pkix.invalid_domain_name_syntax (ERROR). The broker's
-# certificate keeps "localhost" on purpose: clients on the broker's own machine connect to it. So the
-# only ERROR finding we accept is exactly that one, for exactly those single-label names.
-SINGLE_LABEL = "pkix.invalid_domain_name_syntax"
-
-
-@pytest.mark.parametrize("kind", ["ec-p256", "ec-p384", "rsa-3072", "ed25519"])
-def test_pkilint_reports_no_error_beyond_single_label_names(kind: str, lab_factory: Callable[..., Path]) -> None:
-    root = lab_factory(key_type=kind, server_names=("mqtt.lab.example",), client_name="sensor-1.lab.example")
-    assert pkilint_findings(root / "ca" / "ca.crt") == []
-    assert pkilint_findings(root / "client" / "client.crt") == []
-    assert pkilint_findings(root / "broker" / "server.crt") == [
-        (SINGLE_LABEL, 'Invalid domain name syntax: "localhost"')]
-
-
-def test_pkilint_on_default_names_flags_only_the_single_label_ones(built_lab: Path) -> None:
-    assert pkilint_findings(built_lab / "broker" / "server.crt") == [
-        (SINGLE_LABEL, 'Invalid domain name syntax: "localhost"')]
-    assert pkilint_findings(built_lab / "client" / "client.crt") == [
-        (SINGLE_LABEL, 'Invalid domain name syntax: "client"')]
+# pkilint's findings on every key type are checked in test_client_identity.py.
 
 
 @pytest.mark.parametrize("kind", ["ec-p256", "rsa-2048", "ed25519"])
 def test_openssl_twins_make_files_that_pass_the_same_checks(kind: str, tmp_path: Path) -> None:
     """The 'openssl twin' shown for each step really does the same thing."""
-    from mqtt_pki_lab.steps import BUILD_STEPS, BuildOptions
+    from mqtt_pki_lab.diagram import BUILD_STEPS, DIAGRAM
+    from mqtt_pki_lab.steps import BuildOptions
+    from mqtt_pki_lab.twins import openssl_twin
 
     bash = require_program("bash")
     require_program("openssl")
     options = BuildOptions(key_type=kind, server_names=("mqtt.lab.example",))
     for role in ("ca", "broker", "client"):
         (tmp_path / role).mkdir()
-    script = "set -euo pipefail\n" + "\n".join(step.openssl(options) for step in BUILD_STEPS)
+    script = "set -euo pipefail\n" + "\n".join(openssl_twin(b, options) for b in DIAGRAM.plan(BUILD_STEPS))
     done = subprocess.run([bash, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ca" / "ca.key").stat().st_mode & 0o077 == 0

@@ -16,10 +16,10 @@ from cryptography import x509
 
 from mqtt_pki_lab import checks as C
 from mqtt_pki_lab import diagram as L
-from mqtt_pki_lab.breakit import SCENARIOS, break_lab, foreign_ca, issue
-from mqtt_pki_lab.ca import signature_hash
+from mqtt_pki_lab.breakit import SCENARIOS, break_lab, careless_issue, foreign_ca
+from mqtt_pki_lab.certificates import signature_hash
 from mqtt_pki_lab.errors import InputError
-from mqtt_pki_lab.keys import generate_key, load_private_key, save_key
+from mqtt_pki_lab.keys import generate_key, key_problem, load_private_key, save_key
 from mqtt_pki_lab.pem import load_certificate, load_csr, save_pem
 from mqtt_pki_lab.profile import ca_extensions, subject
 from mqtt_pki_lab.verify import VerifyReport, verify_lab
@@ -91,8 +91,9 @@ ODD_FILES = {
                     "unreadable-file", 5, "damaged"),
     "folder": ("broker/server.key", lambda p: (p.unlink(), p.mkdir()), "unreadable-file", 3, "a folder"),
     "missing": ("broker/ca.crt", lambda p: p.unlink(), "missing-file", 9, "broker/ca.crt is missing"),
-    "dangling-link": ("client/ca.crt", lambda p: (p.unlink(), p.symlink_to(p.parent / "nowhere")), "missing-file",
-                      9, "missing"),
+    # A link is never followed, dangling or not: the lab's files are real files.
+    "dangling-link": ("client/ca.crt", lambda p: (p.unlink(), p.symlink_to(p.parent / "nowhere")), "unreadable-file",
+                      9, "symbolic link"),
 }
 
 
@@ -168,7 +169,7 @@ def test_encrypted_keys_need_the_passphrase(lab_factory: Callable[..., Path], tm
 def test_certificate_close_to_its_end_warns(lab_copy: Path) -> None:
     ca_cert, ca_key = load_certificate(L.CA_CERT.path(lab_copy)), load_private_key(L.CA_KEY.path(lab_copy))
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=80)
-    cert = issue(load_csr(L.SERVER_CSR.path(lab_copy)), ca_cert, ca_key, "broker", not_before=start, days=90)
+    cert = careless_issue(load_csr(L.SERVER_CSR.path(lab_copy)), ca_cert, ca_key, "broker", not_before=start, days=90)
     save_pem(cert, L.SERVER_CERT.path(lab_copy))
     report = verify_lab(lab_copy)
     assert report.ok
@@ -247,8 +248,8 @@ def test_ca_profile_problems() -> None:
 def test_key_weakness() -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    assert "RSA 1024" in (C.key_weakness(rsa.generate_private_key(65537, 1024)) or "")
-    assert C.key_weakness(generate_key("ec-p256")) is None and C.key_weakness(generate_key("ed25519")) is None
+    assert "RSA 1024" in (key_problem(rsa.generate_private_key(65537, 1024)) or "")
+    assert key_problem(generate_key("ec-p256")) is None and key_problem(generate_key("ed25519")) is None
 
 
 def test_each_file_is_parsed_once(built_lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,7 +280,7 @@ def test_cli_verify_exit_codes(built_lab: Path, tmp_path: Path) -> None:
     for args, message in ((("verify", str(tmp_path / "none")), "no such lab folder"),
                           (("verify", str(a_file)), "is a file, not a lab folder"),
                           (("verify", str(built_lab), "--hostname", "bad name!"), "--hostname"),
-                          (("verify",), "usage"),
+                          (("verify",), "required"),
                           (("verify", str(built_lab), "--passphrase-file", str(tmp_path / "none")), "no such file")):
         done = run_cli(*args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
