@@ -218,7 +218,7 @@ def require_libraries(broker: str) -> None:
         except ImportError:
             missing.append("amqtt")
     if missing:
-        raise InputError("mqtt", f"{' and '.join(missing)} not installed: pip install 'mqtt-pki-lab[mqtt]'")
+        raise InputError("mqtt", f"{' and '.join(missing)} not installed: pip install --upgrade mqtt-pki-lab (it brings paho-mqtt and amqtt)")
 
 
 def start_broker(kind: str, root: str | Path, *, host: str = "127.0.0.1", password: bytes | str | None = None):
