@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .diagram import DIAGRAM
 from .steps import BuildOptions, Lab, StepResult, get_step
+from .twins import openssl_twin
 
 #: The course, in order: (file name, title).
 NOTEBOOKS: tuple[tuple[str, str], ...] = (
@@ -54,7 +56,7 @@ def catch_up(lab: Lab, before: str | int) -> list[StepResult]:
             done.append(lab.run(step.id))
     if done:
         print("Caught up with the earlier notebooks: " + ", ".join(f"arrow {r.step.number}" for r in done))
-    else:
+    elif first > 1:
         print(f"Arrows 1-{first - 1} are done already: carrying on from {lab.root}")
     return done
 
@@ -78,7 +80,8 @@ class Twin:
 def twin(step: str | int, options: BuildOptions | None = None) -> Twin:
     """The equivalent ``openssl`` command of an arrow, with the given options."""
     found = get_step(step)
-    return Twin(found.number, found.title, found.openssl(options or BuildOptions()))
+    command = " && ".join(dict.fromkeys(openssl_twin(b, options or BuildOptions()) for b in DIAGRAM.plan([found])))
+    return Twin(found.number, found.title, command)
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,13 @@ class AlreadyDone:
 def step(lab: Lab, arrow: str | int) -> StepResult | AlreadyDone:
     """Run one arrow unless its files exist already; safe to run again (a notebook may be re-run)."""
     found = get_step(arrow)
-    if found.writes and lab.state().status(found) == "done":
-        return AlreadyDone(found.number, found.title, tuple(f.relpath for f in found.writes))
+    if found.kind == "prove":
+        from .handshake import prove
+
+        return prove(lab.root, lab.options.hostname, lab.options.passphrase)
+    if lab.state().status(found) == "done":
+        files = tuple(f.relpath for b in DIAGRAM.plan([found]) for f in b.writes)
+        return AlreadyDone(found.number, found.title, files)
     return lab.run(found.id)
 
 

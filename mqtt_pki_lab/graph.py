@@ -38,10 +38,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from . import layout as L
+from . import diagram as L
+from .diagram import DIAGRAM, BoundStep
+from .diagram import PROOF_STEP as _PROOF
 from .errors import InputError
 from .files import write_atomic
-from .steps import STEPS, LabState, Step, StepResult
+from .steps import LabState, StepResult
 
 FileStatus = Literal["not made", "made", "verified", "failed"]
 ArrowKind = Literal["generates", "sent to the CA", "signs", "copied"]
@@ -52,10 +54,12 @@ BOX_TITLES: dict[str, str] = {
     "broker": "MQTT Broker (Server)",
     "client": "MQTT Client",
 }
-ROLES: tuple[str, ...] = tuple(dict.fromkeys(f.role for f in L.ALL_FILES))
+ROLES: tuple[str, ...] = tuple(dict.fromkeys(f.folder for f in L.ALL_FILES))
 ROLE_NAMES: dict[str, str] = {"ca": "CA", "broker": "broker", "client": "client"}
 #: The step that proves the files work (arrow 10): it reads the operating files and writes nothing.
-PROOF_STEP: Step = next(s for s in STEPS if not s.writes)
+PROOF_STEP: BoundStep = L.bind(_PROOF, L.FIRST_CLIENT)
+#: The diagram's arrows bound to its own roles, in build order.
+PLAN: tuple[BoundStep, ...] = DIAGRAM.plan()
 
 SECRET_MARK, PUBLIC_MARK = "🔑", "📜"
 
@@ -96,7 +100,7 @@ class FileNode:
 class Arrow:
     """One edge of the graph: part of an arrow (step) of the diagram, between two node ids."""
 
-    step: Step
+    step: BoundStep
     kind: ArrowKind
     tail: str
     head: str
@@ -133,7 +137,7 @@ def tool_id(role: str) -> str:
     return f"{role}_openssl"
 
 
-def step_arrows(step: Step, done: bool = False) -> list[Arrow]:
+def step_arrows(step: BoundStep, done: bool = False) -> list[Arrow]:
     """The edges that draw one arrow of the diagram, read from what the step reads and writes.
 
     * nothing read: the role's ``openssl`` **generates** each file (a new key);
@@ -149,19 +153,19 @@ def step_arrows(step: Step, done: bool = False) -> list[Arrow]:
     if not step.writes:
         return []
     if not step.reads:
-        return [Arrow(step, "generates", tool_id(step.role), node_id(w), done) for w in step.writes]
-    arrows = [Arrow(step, "sent to the CA", node_id(r), tool_id(step.role), done)
-              for r in step.reads if r.role != step.role]
+        return [Arrow(step, "generates", tool_id(step.performer.folder), node_id(w), done) for w in step.writes]
+    arrows = [Arrow(step, "sent to the CA", node_id(r), tool_id(step.performer.folder), done)
+              for r in step.reads if r.folder != step.performer.folder]
     for w in step.writes:
-        copied = [r for r in step.reads if r.name == w.name and r.role != w.role]
+        copied = [r for r in step.reads if r.name == w.name and r.folder != w.folder]
         if copied:
             arrows += [Arrow(step, "copied", node_id(r), node_id(w), done) for r in copied]
-        elif w.role != step.role:
+        elif w.folder != step.performer.folder:
             arrows += [Arrow(step, "signs", node_id(r), node_id(w), done)
-                       for r in step.reads if r.secret and r.role == step.role]
+                       for r in step.reads if r.secret and r.folder == step.performer.folder]
         else:
             arrows += [Arrow(step, "generates", node_id(r), node_id(w), done)
-                       for r in step.reads if r.role == w.role]
+                       for r in step.reads if r.folder == w.folder]
     return arrows
 
 
@@ -187,8 +191,7 @@ def _blamed_files(diagnosis: Any) -> set[L.LabFile]:
     if isinstance(file, str) and file in _FILE_BY_RELPATH:
         return {_FILE_BY_RELPATH[file]}
     arrow = getattr(diagnosis, "arrow", None)
-    step = next((s for s in STEPS if s.number == arrow), None)
-    return set(step.writes) if step else set()
+    return {f for b in PLAN if b.number == arrow for f in b.writes}
 
 
 def _diagnoses(report: Any, handshake: Any) -> list[Any]:
@@ -287,7 +290,7 @@ class TrustGraph:
 
     def box(self, role: str) -> tuple[FileNode, ...]:
         """The files drawn in one box of the diagram (``ca``, ``broker`` or ``client``)."""
-        return tuple(n for n in self.files if n.file.role == role)
+        return tuple(n for n in self.files if n.file.folder == role)
 
     @property
     def dot(self) -> str:
@@ -372,7 +375,7 @@ def trust_graph(lab: str | Path | LabState | Any, result: Any = None,
         return "verified" if file in verified else "made"
 
     files = tuple(FileNode(f, status(f)) for f in L.ALL_FILES)
-    arrows = tuple(a for s in STEPS for a in step_arrows(s, done=state.status(s) == "done"))
+    arrows = tuple(a for b in PLAN for a in step_arrows(b, done=state.status_of(b) == "done"))
     return TrustGraph(state.root, files, arrows, outcome.edge if outcome else None)
 
 
@@ -417,7 +420,7 @@ def _arrow_attrs(arrow: Arrow) -> dict[str, str | float]:
         attrs["penwidth"] = 1.8
     if arrow.kind == "sent to the CA":
         # Up to the CA's box: drawn, but not allowed to pull the CA below the broker and the client.
-        attrs.update(constraint="false", lhead=f"cluster_{arrow.step.role}")
+        attrs.update(constraint="false", lhead=f"cluster_{arrow.step.performer.folder}")
     return attrs
 
 
@@ -426,13 +429,13 @@ def _legend() -> str:
             "filled: made   green: verified   red: failed")
 
 
-SIDES: tuple[str, ...] = tuple(dict.fromkeys(f.role for f in PROOF_STEP.reads))
+SIDES: tuple[str, ...] = tuple(dict.fromkeys(f.folder for f in PROOF_STEP.reads))
 """The two sides of the handshake, left to right as on the diagram: ``broker``, ``client``."""
 HANDSHAKE_NODE = "handshake"
 
 
 def _role_of(node: str) -> str:
-    roles = {node_id(f): f.role for f in L.ALL_FILES} | {tool_id(r): r for r in ROLES}
+    roles = {node_id(f): f.folder for f in L.ALL_FILES} | {tool_id(r): r for r in ROLES}
     return roles[node]
 
 
@@ -452,9 +455,9 @@ def _layout_hints(graph: TrustGraph) -> list[str]:
     for a in graph.arrows:
         if a.kind == "copied":
             out.append(_invisible(a.tail, tool_id(_role_of(a.head))))
-    for step in STEPS:
-        sent = [a.tail for a in graph.arrows if a.step is step and a.kind == "sent to the CA"]
-        signed = [a.head for a in graph.arrows if a.step is step and a.kind == "signs"]
+    for step in PLAN:
+        sent = [a.tail for a in graph.arrows if a.step == step and a.kind == "sent to the CA"]
+        signed = [a.head for a in graph.arrows if a.step == step and a.kind == "signs"]
         out += [_invisible(csr, cert) for csr in sent for cert in signed]
     tools = [tool_id(side) for side in SIDES]
     out.append("  {rank=same; " + "; ".join(_q(t) for t in tools) + "}")

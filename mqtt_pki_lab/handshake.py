@@ -17,6 +17,7 @@ from cryptography import x509
 from . import diagram as L
 from .certificates import display_name, san_names
 from .diagnose import Diagnosis, diagnose_tls_failure
+from .steps import StepResult
 from .tlscontext import broker_context, client_context
 
 
@@ -220,3 +221,10 @@ def handshake_files(broker: L.Side, client: L.Side, hostname: str = "localhost",
                                    diagnosis=diagnose_tls_failure(reason, side, hostname=hostname,
                                                                   client=client_role))
     return handshake_contexts(contexts[0], contexts[1], hostname, client_role=client_role)
+
+
+def prove(root: str | Path, hostname: str = "localhost", password: bytes | str | None = None,
+          client: L.Role = L.FIRST_CLIENT) -> StepResult:
+    """Arrow 10 as a step result: the handshake of ``client``'s files with the broker's, in ``detail``."""
+    result = mutual_tls_handshake(root, hostname, password, client)
+    return StepResult(L.PROOF_STEP, (), detail=result, ok=result.ok, role=client)

@@ -218,7 +218,8 @@ def require_libraries(broker: str) -> None:
         except ImportError:
             missing.append("amqtt")
     if missing:
-        raise InputError("mqtt", f"{' and '.join(missing)} not installed: pip install --upgrade mqtt-pki-lab (it brings paho-mqtt and amqtt)")
+        raise InputError("mqtt", f"{' and '.join(missing)} not installed: pip install --upgrade "
+                                 "mqtt-pki-lab (it brings paho-mqtt and amqtt)")
 
 
 def start_broker(kind: str, root: str | Path, *, host: str = "127.0.0.1", password: bytes | str | None = None):

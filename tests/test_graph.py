@@ -17,8 +17,8 @@ from conftest import require, require_program
 from mqtt_pki_lab import diagram as L
 from mqtt_pki_lab import graph as G
 from mqtt_pki_lab.errors import InputError
-from mqtt_pki_lab.handshake import mutual_tls_handshake
-from mqtt_pki_lab.steps import STEPS, Lab
+from mqtt_pki_lab.handshake import mutual_tls_handshake, prove
+from mqtt_pki_lab.steps import Lab
 from mqtt_pki_lab.verify import verify_lab
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -72,7 +72,7 @@ def test_fresh_folder_shows_every_file_not_made_in_the_diagrams_boxes(tmp_path: 
 
 
 def test_edges_follow_what_each_step_reads_and_writes() -> None:
-    arrows = [a for s in STEPS for a in G.step_arrows(s)]
+    arrows = [a for b in G.PLAN for a in G.step_arrows(b)]
     edges = {(a.tail, a.head, a.label) for a in arrows}
     n = G.node_id
     assert (G.tool_id("ca"), n(L.CA_KEY), "1 generates") in edges
@@ -84,9 +84,9 @@ def test_edges_follow_what_each_step_reads_and_writes() -> None:
     assert {(a.tail, a.head) for a in arrows if a.kind == "copied"} == {
         (n(L.CA_CERT), n(L.BROKER_CA)), (n(L.CA_CERT), n(L.CLIENT_CA))}
     # Every file a build step writes is the head of an edge of that step; the handshake has none here.
-    for step in STEPS:
-        heads = {a.head for a in G.step_arrows(step)}
-        assert {n(f) for f in step.writes} <= heads
+    for bound in G.PLAN:
+        heads = {a.head for a in G.step_arrows(bound)}
+        assert {n(f) for f in bound.writes} <= heads
     assert G.step_arrows(G.PROOF_STEP) == [] and G.PROOF_STEP.number == 10
     # Secrets are never copied, and only the CA's key signs another role's file.
     secrets = {n(f) for f in L.ALL_FILES if f.secret}
@@ -99,7 +99,7 @@ def test_running_arrow_1_makes_ca_key_and_its_edge(tmp_path: Path) -> None:
     lab.run("ca-key")
     g = G.trust_graph(lab)
     assert g.status(L.CA_KEY) == "made"
-    assert all(g.status(f) == "not made" for f in L.ALL_FILES if f is not L.CA_KEY)
+    assert all(g.status(f) == "not made" for f in L.ALL_FILES if f != L.CA_KEY)
     node = dot_line(g.dot, "ca_ca_key")
     assert "secret · made" in node and 'fillcolor="#ffe9c2"' in node and "dashed" not in node
     edge = dot_line(g.dot, G.tool_id("ca"), "ca_ca_key")
@@ -124,7 +124,7 @@ def test_passing_handshake_verifies_the_operating_files_and_draws_a_green_edge(l
         edge = dot_line(dot, G.node_id(L.OPERATING_FILES[side][0]), G.HANDSHAKE_NODE)
         assert f'ltail="cluster_{side}"' in edge and f'color="{G._GREEN}"' in edge
     # The step-10 StepResult and a passing verify report work too; the report vouches for every file.
-    assert G.trust_graph(lab_copy, Lab(lab_copy).run("handshake")).handshake == g.handshake
+    assert G.trust_graph(lab_copy, prove(lab_copy)).handshake == g.handshake
     report = G.trust_graph(lab_copy, verify_lab(lab_copy))
     assert {n.status for n in report.files} == {"verified"} and report.handshake.ok
 
