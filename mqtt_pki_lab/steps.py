@@ -308,6 +308,12 @@ ACTIONS: dict[str, Callable[[_Work, BoundStep], tuple[MadeFile, ...]]] = {
 }
 
 
+def _cached(file: LabFile) -> bool:
+    """Whether the engine keeps ``file`` parsed: only the files of the diagram's own roles, which every
+    further client's steps read again (a fleet of 1000 clients keeps 1000 times nothing)."""
+    return file.role in D.DIAGRAM.all
+
+
 class Lab:
     """A lab folder and the options to build it with: the object notebooks and scripts work with.
 
@@ -322,6 +328,8 @@ class Lab:
         self.cleaned: list[str] = []
         """Leftovers of interrupted runs that the last writing command removed."""
         self._cache: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        """Parsed files of the roles every step reads again (the CA, the broker, the diagram's client), by
+        path and (inode, size, mtime). Further clients are never cached, so memory stays flat in a fleet."""
 
     def __repr__(self) -> str:
         return f"Lab({str(self.root)!r})"
@@ -363,7 +371,8 @@ class Lab:
         if hit is not None and hit[0] == stamp:
             return hit[1]
         value = load(path)
-        self._cache[path] = (stamp, value)
+        if _cached(file):
+            self._cache[path] = (stamp, value)
         return value
 
     # -- writing -------------------------------------------------------------------------------------
@@ -416,6 +425,8 @@ class Lab:
                     folder.rmdir()
             raise
         for file, (obj, _, _) in work.made.items():
+            if not _cached(file):
+                continue
             with contextlib.suppress(OSError):
                 st = os.stat(self.path(file))
                 self._cache[self.path(file)] = ((st.st_ino, st.st_size, st.st_mtime_ns), obj)

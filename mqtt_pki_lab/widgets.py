@@ -7,6 +7,7 @@ attributes (``last``, ``history``) so a test can click a button without a browse
     panel = StepPanel("pki", steps=["ca-key", "ca-cert"])
     panel.buttons["ca-key"].click()          # makes pki/ca/ca.key, redraws the graph
     panel.last                               # the StepResult of that click
+    panel.buttons["handshake"].click()       # arrow 10: the handshake of every client with the broker
 
 Errors never escape a callback (in JupyterLab they would vanish into the log console): a
 :class:`~mqtt_pki_lab.errors.LabError` becomes a message in the panel that names the file and the problem.
@@ -24,7 +25,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from .diagram import BUILD_STEPS, STEPS, Step
+from .diagram import ARROW_TITLES, BUILD_STEPS, DIAGRAM, STEPS, Step
 from .errors import LabError
 from .exercises import QUESTIONS, Feedback, check, check_diagnosis
 from .keys import KEY_TYPES
@@ -73,10 +74,11 @@ class StepPanel:
         options = options or BuildOptions()
         self.hostname = hostname
         self.last: Any = None
-        """What the last click produced: a StepResult, a VerifyReport, or the LabError it met."""
+        """What the last click produced: a StepResult (a list of them for the handshake of several clients, or
+        for the remaining arrows), a VerifyReport, or the LabError it met."""
         self.history: list[Any] = []
         self.proof: Any = None
-        """The latest handshake or verify result, drawn on the graph."""
+        """The latest handshake(s) or verify result, drawn on the graph."""
 
         self.key_type = w.Dropdown(options=list(KEY_TYPES), value=options.key_type, description="key type")
         self.server_names = w.Text(value=", ".join(options.server_names), description="broker names",
@@ -141,20 +143,22 @@ class StepPanel:
     def _on_step(self, step: Step) -> Callable[[w.Button], None]:
         return lambda _button: self.run_step(step.id)
 
-    def run_step(self, step: str | int) -> StepResult | LabError:
-        """Run one arrow (what its button does); show the result, redraw the graph."""
+    def run_step(self, step: str | int) -> StepResult | list[StepResult] | LabError:
+        """Run one arrow (what its button does); show the result, redraw the graph.
+
+        Arrows 1-9 make the diagram's files (:meth:`Lab.run`). Arrow 10 writes nothing: it runs the mutual-TLS
+        handshake (:func:`mqtt_pki_lab.handshake.prove`) of each client of the lab with the broker; with one
+        client the result is its StepResult (the HandshakeResult in ``detail``), with more a list of them.
+        """
         target = get_step(step)
         slow = self.key_type.value.startswith("rsa-4096") and target.id.endswith("key")
         self._busy(1, f"step {target.number}: {target.title}" + (" (RSA 4096: a few seconds)" if slow else ""))
         try:
             if target.kind == "prove":
-                from .handshake import prove
-
-                result: StepResult | LabError = prove(self.root, self._hostname())
-                self.proof = result.detail  # type: ignore[union-attr]
+                result: StepResult | list[StepResult] | LabError = self.prove()
             else:
                 result = self.lab().run(target.id)
-            self.output.value = result._repr_html_()  # type: ignore[union-attr]
+                self.output.value = result._repr_html_()
         except LabError as error:
             result = error
             self.output.value = _error_html(error)
@@ -163,6 +167,19 @@ class StepPanel:
         self.refresh()
         return self._record(result)
 
+    def prove(self) -> StepResult | list[StepResult]:
+        """Arrow 10: the handshake of every client's files with the broker's; drawn on the graph."""
+        from .handshake import prove
+        from .steps import discover_roles
+
+        clients = discover_roles(self.root).clients if self.root.is_dir() else DIAGRAM.clients
+        results = [prove(self.root, self._hostname(), client=c) for c in clients]
+        self.output.value = "".join(
+            (f"<div><b>{escape(r.role.label if r.role else 'the client')}</b></div>" if len(results) > 1 else "")
+            + r._repr_html_() for r in results)
+        self.proof = results[0].detail if len(results) == 1 else results
+        return results[0] if len(results) == 1 else results
+
     def run_all(self) -> list[StepResult] | LabError:
         """Run every arrow (1-9) not done yet, in order, showing progress; stop at the first problem."""
         try:
@@ -170,13 +187,21 @@ class StepPanel:
         except LabError as error:
             self.output.value = _error_html(error)
             return self._record(error)
-        todo = [s for s in BUILD_STEPS if lab.state().status(s) != "done"]
+        state = lab.state()
+        todo = [s for s in BUILD_STEPS if state.status(s) != "done"]
+        # Further clients (clients/NAME/) an interrupted add-client left unfinished: their arrows 6-9.
+        further = [b for b in state.roles.plan(BUILD_STEPS) if b.role not in DIAGRAM.all
+                   and state.status_of(b) != "done"]
         results: list[StepResult] = []
-        self._busy(max(1, len(todo)), "running the remaining arrows")
+        self._busy(max(1, len(todo) + len(further)), "running the remaining arrows")
         try:
             for step in todo:
                 self.status.value = f"<i>step {step.number}: {escape(step.title)}…</i>"
                 results.append(lab.run(step.id))
+                self.progress.value += 1
+            for bound in further:
+                self.status.value = f"<i>step {bound.number}: {escape(bound.title)}…</i>"
+                results.append(lab.run(bound.step, bound.role))
                 self.progress.value += 1
         except LabError as error:
             self.output.value = _error_html(error)
@@ -252,7 +277,6 @@ class BreakItPanel:
 
     def __init__(self, source: str | Path, workdir: str | Path, *, seed: int | None = None) -> None:
         from .breakit import SCENARIOS
-        from .diagnose import ARROW_TITLES
 
         self.source, self.workdir = Path(source), Path(workdir)
         self.scenario: Any = None

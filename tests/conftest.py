@@ -58,6 +58,13 @@ def python313() -> str | None:
     return run_py.find_python313()
 
 
+@pytest.fixture(autouse=True)
+def _course_workdir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exercises record answers in the course's work folder: never in the repository or the caller's folder."""
+    if "MQTT_PKI_LAB_WORKDIR" not in os.environ:
+        monkeypatch.setenv("MQTT_PKI_LAB_WORKDIR", str(tmp_path_factory.mktemp("lab-work")))
+
+
 @pytest.fixture(scope="session")
 def built_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete lab (arrows 1-9, EC P-256 defaults), built once per session. Do not modify it."""

@@ -291,3 +291,95 @@ def test_a_long_reason_is_shortened_on_the_picture_but_kept_in_the_tooltip(tmp_p
     label = g.handshake.label
     assert label.endswith("…") and len(label) < 340
     assert reason.strip() in dot_line(g.dot, G.HANDSHAKE_NODE)
+
+
+# --- a lab with many clients ---------------------------------------------------------------------------------
+
+FURTHER = ["sensor-1", "sensor_1", "door.lock", "cam@hall"]  # sensor-1 and sensor_1: ids must not collide
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "graph"
+
+
+@pytest.fixture(scope="module")
+def five_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fleet") / "pki"
+    Lab(root).build_all()
+    Lab(root).add_clients(FURTHER)
+    return root
+
+
+def test_every_client_of_the_lab_gets_a_box_with_its_files_and_its_handshake(five_clients: Path) -> None:
+    report = verify_lab(five_clients)
+    assert report.ok
+    g = G.trust_graph(five_clients, report)
+    clients = g.roles.clients
+    assert [c.folder for c in clients] == ["client", *(f"clients/{n}" for n in sorted(FURTHER))]
+    # Every file of every role, from the bound steps, each with its own node; all verified by the report.
+    files = [n.file for n in g.files]
+    assert set(files) == set(g.roles.files()) and len(files) == 2 + 4 * 6
+    assert {n.status for n in g.files} == {"verified"}
+    assert len({n.id for n in g.files}) == len(files)
+    dot = g.dot
+    for client in clients:
+        assert f"subgraph {G.cluster_id(client)} {{" in dot
+        assert f'label="{client.title}"' in dot
+        for file in client.files:
+            kind = "secret" if file.secret else "public"
+            assert f"{file.name}\\n{kind} · verified" in dot_line(dot, G.node_id(file))
+        for number, kind in ((6, "generates"), (7, "generates"), (8, "sent to the CA"), (8, "signs"), (9, "copied")):
+            assert any(a.step.number == number and a.kind == kind and a.step.role == client for a in g.arrows)
+    # The CA's box on top, the broker and the clients below it, in the lab's order, which dot keeps.
+    assert dot.index("subgraph cluster_ca ") < dot.index("subgraph cluster_broker ") < dot.index(
+        "subgraph cluster_client ") < dot.index(f"subgraph {G.cluster_id(clients[1])} ")
+    assert 'mclimit="0.001"' in dot
+    # One handshake per client, each joining the broker's box and that client's box.
+    assert [e.client for e in g.handshakes] == list(clients) and all(e.ok for e in g.handshakes)
+    for client in clients:
+        node = G.handshake_id(client)
+        assert "10 handshake ✔" in dot_line(dot, node)
+        assert f'ltail="{G.cluster_id(client)}"' in dot_line(dot, G.node_id(client.file("crt")), node)
+        assert 'ltail="cluster_broker"' in dot_line(dot, G.node_id(L.SERVER_CERT), node)
+    # The plain drawing has every client's box, files and handshake too.
+    texts = svg_texts(G.fallback_svg(g))
+    for client in clients:
+        assert client.title in texts
+        for file in client.files:
+            assert any(file.relpath in t for t in texts), file.relpath
+        assert any(f"broker ⇄ {client.folder}: handshake passed" in t for t in texts)
+    assert sum("🔑" in t for t in texts) == 7 + 1  # seven keys and the legend
+
+
+def test_one_client_failing_among_five_is_red_alone(five_clients: Path, tmp_path: Path) -> None:
+    root = tmp_path / "pki"
+    shutil.copytree(five_clients, root)
+    other = tmp_path / "other"
+    Lab(other).run("ca-key")
+    Lab(other).run("ca-cert")
+    victim = L.client_role("door.lock")
+    shutil.copy(other / "ca" / "ca.crt", victim.file("trust").path(root))
+    g = G.trust_graph(root, verify_lab(root))
+    assert [n.file for n in g.files if n.status == "failed"] == [victim.file("trust")]
+    assert [e.client for e in g.handshakes if not e.ok] == [victim] and g.handshake.client == victim
+    assert "10 handshake ✘ (door.lock)" in dot_line(g.dot, G.handshake_id(victim))
+    assert g.status(L.CLIENT_CA) == "verified"  # its own handshake passed
+    assert g.status(L.CA_KEY) == "made"  # a failed report vouches for nothing beyond the passed handshakes
+    # The step-10 result of one further client, and a list of them, draw the same edges.
+    one = G.trust_graph(root, prove(root, client=victim))
+    assert [(e.client, e.ok) for e in one.handshakes] == [(victim, False)]
+    every = G.trust_graph(root, [prove(root, client=c) for c in g.roles.clients])
+    assert every.handshakes == g.handshakes
+
+
+def test_the_five_client_graph_renders_with_dot(five_clients: Path) -> None:
+    require_program("dot", "apt install graphviz")
+    g = G.trust_graph(five_clients, verify_lab(five_clients))
+    texts = svg_texts(g.svg())
+    assert g.engine == "dot"
+    for client in g.roles.clients:
+        assert client.title in texts
+    assert sum(t == "🔑 client.key" for t in texts) == 5
+    assert sum(t.startswith("10 handshake ✔") for t in texts) == 5
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # to look at (test-artifacts/ is not committed)
+    g.save(ARTIFACTS / "five-clients.svg")
+    g.save(ARTIFACTS / "five-clients.dot")
+    subprocess.run(["dot", "-Tpng", "-o", str(ARTIFACTS / "five-clients.png"), str(ARTIFACTS / "five-clients.dot")],
+                   check=True, timeout=60)

@@ -6,6 +6,8 @@ ipywidgets' ``Button.click()`` fires the callbacks without a kernel or a browser
 
 from __future__ import annotations
 
+import shutil
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,27 @@ def test_layout_files_all_appear_in_the_panel_graph(tmp_path: Path) -> None:
     panel = StepPanel(tmp_path / "pki")
     for file in L.ALL_FILES:
         assert file.name in panel.graph_view.value
+
+
+def test_handshake_button_proves_every_client_and_the_graph_draws_them(lab_copy: Path) -> None:
+    from mqtt_pki_lab.steps import Lab
+
+    Lab(lab_copy).add_clients(["sensor-1", "sensor-2"])
+    panel = StepPanel(lab_copy)
+    panel.buttons["handshake"].click()
+    results = panel.last
+    assert [r.role.folder for r in results] == ["client", "clients/sensor-1", "clients/sensor-2"]
+    assert all(isinstance(r, StepResult) and r.ok and r.detail.ok for r in results)
+    graph = panel.graph()
+    assert [e.client.folder for e in graph.handshakes] == [r.role.folder for r in results]
+    assert "MQTT Client sensor-2" in unescape(panel.graph_view.value)  # dot writes - as &#45;
+    assert "client &#x27;sensor-1&#x27;" in panel.output.value
+    # An interrupted add-client (a key and nothing else): "run the remaining arrows" finishes it.
+    unfinished = L.client_role("sensor-3")
+    unfinished.file("key").path(lab_copy).parent.mkdir(parents=True)
+    shutil.copy(lab_copy / "client" / "client.key", unfinished.file("key").path(lab_copy))
+    panel.refresh()
+    assert not panel.run_rest.disabled
+    done = panel.run_all()
+    assert [(r.step.number, r.role) for r in done] == [(n, unfinished) for n in (7, 8, 9)]
+    assert panel.run_rest.disabled and all(unfinished.file(s).path(lab_copy).is_file() for s in unfinished.slots)

@@ -1,35 +1,15 @@
-"""Self-check questions for the course: a wrong answer gets a hint, never a traceback.
+"""Multiple-choice questions (the widgets' :class:`~mqtt_pki_lab.widgets.Quiz`) and the break-it diagnosis.
 
-The answers live here, apart from the notebooks that ask the questions, so a student reading a notebook
-does not see them, and the tests can check every question has a right answer among its choices.
-
->>> print(check("secret-files", "ca.crt"))           # doctest: +ELLIPSIS
-Not quite. Hint: ...
+Each question is also an exercise of :func:`mqtt_pki_lab.exercises.check` (kind ``choice``): a wrong choice
+gets the hint written for it, when there is one. The answers live here, apart from the notebooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from html import escape
+from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Feedback:
-    """The verdict on one answer: right or not, and what to think about next."""
-
-    correct: bool
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __bool__(self) -> bool:
-        return self.correct
-
-    def _repr_html_(self) -> str:
-        colour = "#1b7f3b" if self.correct else "#9a6700"
-        return f"<div style='border-left:5px solid {colour};padding:2px 8px'>{escape(self.message)}</div>"
+from . import Feedback, exercise
 
 
 @dataclass(frozen=True)
@@ -43,6 +23,10 @@ class Question:
     """Every choice that is right (all of them must be picked when there are several)."""
     hint: str
     explanation: str
+    notebook: str = ""
+    """The notebook that asks it."""
+    wrong: dict[str, str] = field(default_factory=dict)
+    """Hints for particular wrong choices (lower case), chosen over :attr:`hint`."""
 
     def check(self, answer: str | Iterable[str] | None) -> Feedback:
         """Judge an answer (one choice, or several for multi-answer questions)."""
@@ -53,7 +37,8 @@ class Question:
             return Feedback(False, f"{what}Choose from: {', '.join(self.choices)}.")
         if picked == {a.lower() for a in self.answers}:
             return Feedback(True, f"Right. {self.explanation}")
-        return Feedback(False, f"Not quite. Hint: {self.hint}")
+        targeted = [self.wrong[p] for p in sorted(picked) if p in self.wrong]
+        return Feedback(False, f"Not quite. Hint: {targeted[0] if targeted else self.hint}")
 
 
 def _normalise(answer: str | Iterable[str] | None) -> set[str]:
@@ -117,22 +102,14 @@ QUESTIONS: dict[str, Question] = {q.id: q for q in (
 )}
 
 
-def check(question_id: str, answer: str | Iterable[str] | None) -> Feedback:
-    """Judge an answer to one of :data:`QUESTIONS`; an unknown question id is explained too."""
-    question = QUESTIONS.get(question_id)
-    if question is None:
-        return Feedback(False, f"There is no question {question_id!r}; questions: {', '.join(QUESTIONS)}.")
-    return question.check(answer)
-
-
 def check_diagnosis(scenario: object, arrow: int | str | None) -> Feedback:
     """Judge a student's diagnosis of a broken lab: which arrow of the diagram went wrong?
 
     ``scenario`` is a :class:`~mqtt_pki_lab.breakit.Scenario` (or its id). A wrong answer gets a hint that
     points at the right box of the diagram without giving the answer away.
     """
-    from .breakit import get_scenario
-    from .diagnose import ARROW_TITLES
+    from ..breakit import get_scenario
+    from ..diagram import ARROW_TITLES, CLIENTS_FOLDER
 
     found = get_scenario(scenario)  # type: ignore[arg-type]
     expected = found.expected
@@ -145,7 +122,17 @@ def check_diagnosis(scenario: object, arrow: int | str | None) -> Feedback:
     if picked == expected.arrow:
         return Feedback(True, f"Right: arrow {picked} ({ARROW_TITLES[picked]}), file {expected.file}. "
                               f"What happened: {found.breaks}")
-    role = expected.file.split("/")[0]
-    place = {"ca": "the CA's box", "broker": "the broker's box", "client": "the client's box"}[role]
+    folder = expected.file.split("/")[0]
+    place = {"ca": "the CA's box", "broker": "the broker's box", "client": "the client's box",
+             CLIENTS_FOLDER: f"the box of client {expected.file.split('/')[1]!r}"}.get(folder, "one of the boxes")
     return Feedback(False, f"Not arrow {picked}. Hint: the file at fault is in {place}; read which side "
                            "refused and what the checks say about the files there.")
+
+
+def _register(question: Question) -> None:
+    exercise(question.id, question.notebook, question.prompt, hint=question.hint,
+             hints=tuple(question.wrong.values()), kind="choice")(lambda answer: question.check(answer))
+
+
+for _question in QUESTIONS.values():
+    _register(_question)
