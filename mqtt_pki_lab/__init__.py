@@ -39,7 +39,8 @@ _EXPORTS = {
     "mqtt_round_trip": "mqtt_client", "RoundTrip": "mqtt_client",
     "EmbeddedBroker": "broker_embedded", "MosquittoBroker": "mosquitto", "mosquitto_conf": "mosquitto",
     "mosquitto_conf_text": "export", "paho_snippet": "export", "client_commands": "export",
-    "trust_graph": "graph", "TrustGraph": "graph",
+    "trust_graph": "graph", "TrustGraph": "graph", "diagram_view": "graph", "trust_view": "graph",
+    "DiagramView": "graph", "TrustView": "graph", "check": "exercises",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -54,9 +55,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .diagnose import Diagnosis, diagnose_tls_failure
     from .diagram import STEPS, LabFile, Role, Step
     from .errors import InputError, LabError, RefusedError
+    from .exercises import check
     from .explain import explain_file
     from .export import client_commands, mosquitto_conf_text, paho_snippet
-    from .graph import TrustGraph, trust_graph
+    from .graph import DiagramView, TrustGraph, TrustView, diagram_view, trust_graph, trust_view
     from .handshake import HandshakeResult, mutual_tls_handshake
     from .keys import KEY_TYPES, generate_key, load_private_key, save_key
     from .mosquitto import MosquittoBroker, mosquitto_conf

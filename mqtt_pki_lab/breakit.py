@@ -11,13 +11,20 @@ the profile's extensions), so they differ from good ones in exactly one respect.
 
 A student runs ``mqtt-pki-lab verify broken`` (or a real broker and client) and explains the failure;
 each scenario carries the diagnosis it expects, and the tests check that ``verify`` gives exactly that.
+
+Before the diagnosis comes the evidence: :func:`raw_errors` gathers what a user would see of a broken copy,
+in the tools' own words and nothing else: the error each side of the in-memory handshake raised or was
+told (OpenSSL's reason strings), and the output of ``openssl verify -x509_strict`` for each certificate.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
+import ssl
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,11 +41,13 @@ from .csr import create_csr
 from .diagram import Role
 from .errors import InputError, RefusedError
 from .files import LabLock, check_lab_path, read_bytes, write_atomic
+from .handshake import handshake_contexts
 from .keys import PrivateKey, generate_key, is_encrypted_key_pem, key_type_of, load_private_key, save_key
 from .pem import load_certificate, load_csr, save_pem
 from .profile import Validity, ca_extensions, leaf_extensions, leaf_names, validity
 from .sign import csr_names, sign_csr
 from .steps import Lab, discover_roles
+from .tlscontext import broker_context, client_context
 from .verify import verify_lab
 
 if TYPE_CHECKING:
@@ -499,3 +508,154 @@ def catalogue() -> str:
     width = max(len(s.id) for s in SCENARIOS)
     return "\n".join(f"{s.id:<{width}}  {s.title}" for s in SCENARIOS)
 
+
+
+# --- the evidence: what a user sees of a broken lab, before anybody diagnoses it --------------------------
+
+#: ``openssl verify`` runs for each side: the certificate a side presents, checked against the *other*
+#: side's ``ca.crt`` with the purpose the other side requires (``-purpose sslserver``: extendedKeyUsage
+#: serverAuth; ``sslclient``: clientAuth), strict as Python 3.13 (``-x509_strict``).
+VERIFY_RUNS: tuple[tuple[str, str, str], ...] = (
+    ("broker/server.crt", "client/ca.crt", "sslserver"),
+    ("client/client.crt", "broker/ca.crt", "sslclient"),
+)
+_SOURCE_LINE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
+
+
+@dataclass(frozen=True)
+class SideError:
+    """What one side of the connection said, in OpenSSL's words (or None when it had nothing to say)."""
+
+    side: str
+    """``broker`` or ``client``."""
+    words: str | None
+    """OpenSSL's error, as the side's log would print it; None when this side saw no error."""
+    role: str
+    """How the side came to it: ``refused`` (it checked the other side and said no), ``was told`` (it
+    received the other side's alert), ``cannot start`` (it failed on its own files before talking), or,
+    when ``words`` is None, why it saw no error (``no error``, ``no error: the broker never started...``)."""
+
+    def __str__(self) -> str:
+        if self.words is None:
+            return f"{self.side}: {self.role}"
+        return f"{self.side} ({self.role}): {self.words}"
+
+
+@dataclass(frozen=True)
+class VerifyRun:
+    """One ``openssl verify`` command and what it printed (None when openssl is not installed)."""
+
+    command: str
+    output: str | None
+    exit_code: int | None
+
+    def __str__(self) -> str:
+        if self.output is None:
+            return f"$ {self.command}\n(openssl is not installed here)"
+        return f"$ {self.command}\n{self.output}"
+
+
+@dataclass(frozen=True)
+class RawErrors:
+    """The evidence of a broken lab, raw: each side's error from the handshake, and ``openssl verify``.
+
+    Nothing here is interpreted: no arrow, no file at fault, no fix. That is the student's work, and
+    :func:`~mqtt_pki_lab.verify.verify_lab`'s afterwards.
+    """
+
+    folder: Path
+    hostname: str
+    client: SideError
+    broker: SideError
+    verify_runs: tuple[VerifyRun, ...]
+
+    @property
+    def handshake_ok(self) -> bool:
+        """True when neither side saw an error (the problem, if any, is not one TLS can see)."""
+        return self.client.words is None and self.broker.words is None
+
+    def __str__(self) -> str:
+        lines = [f"the client connects to {self.hostname!r}", f"  {self.client}", f"  {self.broker}"]
+        lines += [line for run in self.verify_runs for line in str(run).splitlines()]
+        return "\n".join(lines)
+
+
+def _exception_words(exc: BaseException) -> str:
+    """An exception as Python prints its last line, without the C source position (``_ssl.c:3926``):
+    ``ssl.SSLError: [SSL: EE_KEY_TOO_SMALL] ee key too small``."""
+    module = type(exc).__module__
+    name = type(exc).__name__ if module == "builtins" else f"{module}.{type(exc).__name__}"
+    return f"{name}: {_SOURCE_LINE.sub('', str(exc))}"
+
+
+def handshake_errors(folder: Path, hostname: str = "localhost", password: bytes | str | None = None
+                     ) -> tuple[SideError, SideError]:
+    """The client's and the broker's errors when the lab's client connects to the lab's broker.
+
+    Each side loads its three files as a real program does (:mod:`~mqtt_pki_lab.tlscontext`, strict as
+    Python 3.13): a side that fails on its own files never starts (``cannot start``, with the exception
+    Python raises, e.g. ``ssl.SSLError: [X509: KEY_VALUES_MISMATCH] key values mismatch``). Otherwise the
+    two run the TLS handshake in memory (:func:`~mqtt_pki_lab.handshake.handshake_contexts`): the side that
+    refuses gives OpenSSL's reason, the other side the alert it received. A client without ``client.crt``
+    connects without a certificate, as ``mosquitto_pub`` without ``--cert`` would.
+    """
+    client_side = L.FIRST_CLIENT.side(folder)
+    if not client_side.cert.exists():
+        client_side = L.Side(client_side.ca, None, None)  # type: ignore[arg-type]
+    contexts: dict[str, ssl.SSLContext] = {}
+    for side, files, make in (("broker", L.BROKER.side(folder), broker_context),
+                              ("client", client_side, client_context)):
+        try:
+            contexts[side] = make(files, password)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            other = "client" if side == "broker" else "broker"
+            silent = SideError(other, None, f"no error: the {side} never " + (
+                "started, so there was nothing to connect to" if side == "broker" else "sent a byte"))
+            failed = SideError(side, _exception_words(exc), "cannot start")
+            return (failed, silent) if side == "client" else (silent, failed)
+    result = handshake_contexts(contexts["broker"], contexts["client"], hostname)
+    if result.ok:
+        return SideError("client", None, "no error"), SideError("broker", None, "no error")
+    told = result.alert
+    refused_by = result.refused_by or "client"
+    errors = {refused_by: SideError(refused_by, result.reason, "refused")}
+    other = "broker" if refused_by == "client" else "client"
+    errors[other] = SideError(other, told, "was told" if told else "no error: it was told nothing")
+    return errors["client"], errors["broker"]
+
+
+def openssl_verify(folder: Path, program: str | None = None) -> tuple[VerifyRun, ...]:
+    """Run ``openssl verify -x509_strict -purpose P -CAfile TRUST CERT`` for each side (:data:`VERIFY_RUNS`).
+
+    Run from inside ``folder``, so the command reads as a student would type it there. Without an
+    ``openssl`` program the runs come back with ``output`` None. ``openssl verify`` checks signatures,
+    dates, purposes and the CA's profile; it does not check the broker's name (that needs
+    ``-verify_hostname``), nor whether a certificate matches its key.
+    """
+    program = program or shutil.which("openssl")
+    runs = []
+    for cert, trust, purpose in VERIFY_RUNS:
+        args = ["verify", "-x509_strict", "-purpose", purpose, "-CAfile", trust, cert]
+        command = "openssl " + " ".join(args)
+        if program is None:
+            runs.append(VerifyRun(command, None, None))
+            continue
+        try:
+            done = subprocess.run([program, *args], cwd=folder, capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            runs.append(VerifyRun(command, f"(could not run openssl: {exc})", None))
+            continue
+        output = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.strip())
+        runs.append(VerifyRun(command, output, done.returncode))
+    return tuple(runs)
+
+
+def raw_errors(folder: str | Path, hostname: str = "localhost", password: bytes | str | None = None
+               ) -> RawErrors:
+    """What a user sees of the lab in ``folder``: :func:`handshake_errors` and :func:`openssl_verify`."""
+    folder = check_lab_path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "no such lab folder")
+    client, broker = handshake_errors(folder, hostname, password)
+    return RawErrors(folder, hostname, client, broker, openssl_verify(folder))

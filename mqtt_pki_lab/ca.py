@@ -19,7 +19,7 @@ from .profile import DEFAULT_CA_DAYS, DEFAULT_CA_NAME, MAX_CA_DAYS, ca_extension
 def create_ca_certificate(ca_key: PrivateKey, common_name: str = DEFAULT_CA_NAME,
                           days: int = DEFAULT_CA_DAYS, *, path_length: int = 0) -> x509.Certificate:
     """Make the self-signed CA certificate for ``ca_key``: basicConstraints CA:TRUE (critical), keyUsage
-    keyCertSign and cRLSign (critical), valid ``days`` from a few minutes ago."""
+    digitalSignature, keyCertSign and cRLSign (critical), valid ``days`` from a few minutes ago."""
     check_common_name(common_name, "--ca-name")
     check_days(days, "--ca-days", maximum=MAX_CA_DAYS)
     return issue(ca_key.public_key(), common_name, issuer=None, signing_key=ca_key,

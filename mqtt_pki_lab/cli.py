@@ -168,6 +168,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_course(args: argparse.Namespace) -> int:
+    """Copy the course's notebooks into a folder; never over a notebook the student has changed."""
+    from .coursefiles import copy_course
+
+    print(copy_course(args.dir, solutions=args.solutions))
+    return EXIT_OK
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    """One row per student: arrows done, clients, verify, exercises, last activity (exit 1: a folder unreadable)."""
+    from .coursefiles import grade, grades_csv, grades_table
+
+    grades = grade(args.dirs)
+    sys.stdout.write(grades_csv(grades) if args.csv else grades_table(grades))
+    return EXIT_FAILED if any(g.problem for g in grades) else EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage mistake said in one line (``mqtt-pki-lab build: --days: invalid int value``)."""
 
@@ -279,6 +296,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--only", choices=("all", "python", "shell"), default="all",
                    help="print only the paho-mqtt program or only the shell lines")
     p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("course", help="copy the course's notebooks into a folder, to open in Jupyter; a notebook "
+                                      "you have changed is never overwritten")
+    p.add_argument("dir", nargs="?", default="mqtt-pki-lab-course",
+                   help="folder to copy them into, made if missing (default: ./mqtt-pki-lab-course); the notebooks "
+                        "keep your work in its lab-work/")
+    p.add_argument("--solutions", action="store_true", help="also copy the solutions, into DIR/solutions/")
+    p.set_defaults(handler=cmd_course)
+
+    p = sub.add_parser("grade", help="for teachers: one row per student's folder (arrows done, clients, verify, "
+                                     "exercises, last activity); exit 1 when a folder could not be read")
+    p.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="a student's course folder (its lab-work/ holds pki/ and progress.json), that lab-work/ "
+                        "itself, or a home holding mqtt-pki-lab-course/; or a folder of such folders (e.g. the "
+                        "hand-ins, or /home): each of its sub-folders is then one student")
+    p.add_argument("--csv", action="store_true", help="print CSV with a header row instead of a table")
+    p.set_defaults(handler=cmd_grade)
     return parser
 
 

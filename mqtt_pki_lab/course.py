@@ -165,23 +165,3 @@ def step(lab: Lab, arrow: str | int, client: Role | None = None) -> StepResult |
         files = tuple(f.relpath for b in DIAGRAM.plan([found]) for f in b.writes)
         return AlreadyDone(found.number, found.title, files)
     return lab.run(found.id)
-
-
-def mystery_lab(lab: Lab, number: int) -> Path:
-    """A broken copy of ``lab`` for exercise ``number`` of notebook 06 (made once, then reused).
-
-    Which way it is broken is the exercise: :func:`mystery_scenario` knows, the solutions notebook tells.
-    """
-    from .breakit import break_lab
-
-    out = workdir() / f"mystery-{number}"
-    if not out.exists():
-        break_lab(lab.root, mystery_scenario(number), out, lab.options.passphrase)
-    return out
-
-
-def mystery_scenario(number: int):
-    """The scenario behind exercise ``number`` of notebook 06 (a fixed, spread-out pick of the catalogue)."""
-    from .breakit import SCENARIOS
-
-    return SCENARIOS[(number * 5 + 2) % len(SCENARIOS)]

@@ -260,7 +260,8 @@ STEPS: tuple[Step, ...] = (
     Step(2, "ca-cert", "self-sign", "ca", ("ca",), "CA: self-sign ca.crt", (("self", "key"),), (("self", "crt"),),
          "ca.crt is the CA's public key wrapped in a certificate that the CA signed itself. It says "
          "'I am a CA and may sign certificates': basicConstraints CA:TRUE (marked critical, which strict "
-         "verifiers require) and keyUsage keyCertSign. Everybody who should trust the CA gets a copy."),
+         "verifiers require) and keyUsage with keyCertSign (present, which they also require; the lab "
+         "marks it critical, as RFC 5280 recommends). Everybody who should trust the CA gets a copy."),
     Step(3, "server-key", "generate-key", "broker", ("broker",), "broker: generate server.key", (),
          (("self", "key"),),
          "The broker's secret identity. The CA only ever needs the public half, which travels inside the "

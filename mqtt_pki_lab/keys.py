@@ -136,7 +136,8 @@ def key_type_of(key: PrivateKey | PublicKey) -> str | None:
     return next((kt.name for kt in KEY_TYPES.values() if kt.kind == key_kind(key)), None)
 
 
-#: Smallest RSA key OpenSSL accepts at its default security level (level 2: 112-bit security).
+#: Smallest RSA key OpenSSL accepts at security level 2 (112-bit security): the level Python's ssl sets since
+#: 3.10, Debian builds OpenSSL with, and OpenSSL itself defaults to from 3.2 (3.0 and 3.1 default to level 1).
 MIN_RSA_BITS = 2048
 #: Largest RSA key the lab certifies (larger ones only slow every handshake down).
 MAX_RSA_BITS = 16384
@@ -148,8 +149,8 @@ def key_problem(key: object) -> str | None:
     """Why the lab will not certify this (public or private) key, or None when it is strong and usable."""
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         if key.key_size < MIN_RSA_BITS:
-            return (f"RSA {key.key_size}: RSA keys below {MIN_RSA_BITS} bits are refused by OpenSSL's default "
-                    "security level ('ee key too small')")
+            return (f"RSA {key.key_size}: RSA keys below {MIN_RSA_BITS} bits are refused at OpenSSL's security "
+                    "level 2, which Python's ssl and most systems use ('ee key too small')")
         if key.key_size > MAX_RSA_BITS:
             return f"RSA {key.key_size}: larger than {MAX_RSA_BITS} bits, which only slows every handshake"
         return None

@@ -110,10 +110,20 @@ class MqttOutcome:
             return f"{happened}: the broker let an intruder in! It had to be refused by the {self.expect}"
         return f"{happened}; it had to be refused by the {self.expect}"
 
+    @property
+    def explanation(self) -> str | None:
+        """Why it went as it did, in the diagnosis's words. An intruder refused as it must be gets the reason
+        only: there is nothing to fix; a failure gets the arrow at fault and the fix."""
+        if self.diagnosis is None:
+            return None
+        if self.passed:
+            return f"why refused: {self.diagnosis.problem} (refused is the right outcome: nothing to fix)"
+        return str(self.diagnosis)
+
     def __str__(self) -> str:
         text = f"[{'PASS' if self.passed else 'FAIL'}] {self.name} ({self.uses}): {self.verdict}"
-        if self.diagnosis is not None:
-            text += f"\n       {self.diagnosis}"
+        if self.explanation is not None:
+            text += f"\n       {self.explanation}"
         return text
 
 
@@ -150,7 +160,7 @@ class MqttCheckReport:
         rows = []
         for o in self.outcomes:
             mark = ("&#10004;", "#1b7f3b") if o.passed else ("&#10008;", "#b3261e")
-            diagnosis = f"<br><small>{escape(str(o.diagnosis))}</small>" if o.diagnosis is not None else ""
+            diagnosis = f"<br><small>{escape(o.explanation)}</small>" if o.explanation is not None else ""
             rows.append(f"<tr><td style='color:{mark[1]};font-weight:bold'>{mark[0]}</td>"
                         f"<td><b>{escape(o.name)}</b><br><small>{escape(o.uses)}</small></td>"
                         f"<td>{escape(o.expectation)}</td><td>{escape(o.verdict)}{diagnosis}</td></tr>")

@@ -102,6 +102,10 @@ class StepResult:
             lines.append(f"     openssl twin: {self.openssl}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        made = ", ".join(m.file.relpath for m in self.made)
+        return f"<step {self.step.number}: {self.title}{': made ' + made if made else ''}>"
+
     def _repr_html_(self) -> str:
         from html import escape
 

@@ -70,16 +70,40 @@ def _hand_out(bound: BoundStep) -> str:
     return f"cp {CA.file('crt').relpath} {shlex.quote(bound.role.file('trust').relpath)}"
 
 
+def prove_commands(broker: tuple[LabFile, LabFile, LabFile], client: tuple[LabFile, LabFile, LabFile],
+                   hostname: str, port: int = TWIN_PORT) -> str:
+    """Arrow 10 in ``openssl``: the commands to paste into bash in the lab folder; they work as printed.
+
+    ``broker`` and ``client`` are each side's (ca.crt copy, certificate, key). ``s_server`` must listen before
+    ``s_client`` dials: the commands start the broker in the background, wait until its log says ``ACCEPT``
+    (or it has died), then connect. ``-www`` keeps ``s_server`` from reading the terminal (a background job
+    that reads it is stopped by the shell); ``-naccept 1`` makes it exit after the one handshake. Each side
+    then says whether its handshake was done: read both, since in TLS 1.3 the client may finish before the
+    broker has checked the client's certificate (RFC 8446 §4.4.2), and ``s_server`` exits 0 either way, so the
+    broker's verdict is read from its log. Add ``-msg`` to ``s_client`` to see the messages.
+    """
+    ca, crt, key = (shlex.quote(f.relpath) for f in broker)
+    cca, ccrt, ckey = (shlex.quote(f.relpath) for f in client)
+    check = f"-verify_ip {hostname}" if is_ip(hostname) else f"-verify_hostname {hostname}"
+    return "\n".join([
+        "log=$(mktemp)",
+        f"openssl s_server -www -naccept 1 -accept 127.0.0.1:{port} -cert {crt} -key {key} \\",
+        f"  -CAfile {ca} -Verify 1 -verify_return_error -x509_strict </dev/null >\"$log\" 2>&1 &",
+        "server=$!",
+        "until grep -q ACCEPT \"$log\" || ! kill -0 $server 2>/dev/null; do sleep 0.1; done",
+        f"openssl s_client -brief -connect 127.0.0.1:{port} -servername {hostname} -cert {ccrt} -key {ckey} \\",
+        f"  -CAfile {cca} -verify_return_error -x509_strict {check} </dev/null \\",
+        "  && echo 'client: handshake done' || echo 'client: handshake FAILED'",
+        "wait $server",
+        "grep -q error \"$log\" && { echo 'broker: handshake FAILED:'; grep error \"$log\"; } \\",
+        "  || echo 'broker: handshake done'",
+        "rm -f \"$log\"",
+    ])
+
+
 def _prove(bound: BoundStep, o: BuildOptions, port: int) -> str:
     broker = bound.reads[:3]
-    ca, crt, key = (shlex.quote(f.relpath) for f in bound.role.operating)
-    host = o.hostname
-    check = f"-verify_ip {host}" if is_ip(host) else f"-verify_hostname {host}"
-    # The server must listen before the client dials: start it, wait a second, then connect.
-    return (f"openssl s_server -quiet -accept 127.0.0.1:{port} -naccept 1 -cert {broker[1].relpath}"
-            f" -key {broker[2].relpath} -CAfile {broker[0].relpath} -Verify 1 -verify_return_error -x509_strict"
-            f" & sleep 1; openssl s_client -brief -connect 127.0.0.1:{port} -servername {host} -cert {crt}"
-            f" -key {key} -CAfile {ca} -verify_return_error -x509_strict {check} </dev/null; wait")
+    return prove_commands((broker[0], broker[1], broker[2]), bound.role.operating, o.hostname, port)
 
 
 def openssl_twin(bound: BoundStep, options: BuildOptions | None = None, *, port: int = TWIN_PORT) -> str:

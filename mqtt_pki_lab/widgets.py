@@ -27,7 +27,7 @@ import ipywidgets as w
 
 from .diagram import ARROW_TITLES, BUILD_STEPS, DIAGRAM, STEPS, Step
 from .errors import LabError
-from .exercises import QUESTIONS, Feedback, check, check_diagnosis
+from .exercises import QUESTIONS, Feedback, check
 from .keys import KEY_TYPES
 from .steps import BuildOptions, Lab, StepResult, get_step
 
@@ -269,68 +269,102 @@ class StepPanel:
 
 
 class BreakItPanel:
-    """Break a copy of a working lab one way from the catalogue, then say which arrow went wrong.
+    """Break-it in student mode: a broken copy of the lab, what a user sees, "which arrow?", then the answer.
 
-    The scenario stays hidden (a "mystery" by default): the student sees what ``verify`` reports, picks
-    the arrow at fault, and gets a hint when wrong (:func:`~mqtt_pki_lab.exercises.check_diagnosis`).
+    Pick a mystery of notebook 07 or a random way from the whole catalogue; the panel breaks a copy of
+    ``source`` in ``workdir`` (``broken-N``) and shows only the evidence
+    (:class:`~mqtt_pki_lab.mysteries.Evidence`: each side's raw error, ``mosquitto_pub`` and mosquitto's
+    log, ``openssl verify``). *inspect* explains one file. The answer, with verify's diagnosis, comes only
+    after a right arrow, after :data:`~mqtt_pki_lab.mysteries.TRIES_BEFORE_REVEAL` wrong ones, or *show me*.
+    Every button calls a function of :mod:`mqtt_pki_lab.mysteries` that the tests call too.
     """
 
-    def __init__(self, source: str | Path, workdir: str | Path, *, seed: int | None = None) -> None:
+    def __init__(self, source: str | Path, workdir: str | Path, *, seed: int | None = None,
+                 mosquitto: bool = True, hostname: str = "localhost") -> None:
         from .breakit import SCENARIOS
+        from .mysteries import MYSTERIES
 
         self.source, self.workdir = Path(source), Path(workdir)
+        self.hostname = hostname
+        self.mosquitto = mosquitto
         self.scenario: Any = None
+        """The scenario behind the current copy: kept for the judge, never shown before the answer."""
+        self.case: Any = None
+        """The :class:`~mqtt_pki_lab.mysteries.Case` being diagnosed."""
         self.broken: Path | None = None
-        self.report: Any = None
         self.feedback: Feedback | None = None
         self._random = random.Random(seed)
         self._scenarios = SCENARIOS
-        self.choice = w.Dropdown(options=[("a mystery (random)", "")] + [(s.title, s.id) for s in SCENARIOS],
-                                 value="", description="break", layout=w.Layout(width="auto"))
-        self.break_button = w.Button(description="break a copy and verify it", icon="bolt",
-                                     layout=w.Layout(width="auto"))
+        self._mysteries = {m.number: m for m in MYSTERIES}
+        self.choice = w.Dropdown(options=[("a random breakage (whole catalogue)", 0)]
+                                 + [(f"mystery {m.number}", m.number) for m in MYSTERIES],
+                                 value=0, description="break", layout=w.Layout(width="auto"))
+        self.break_button = w.Button(description="break a copy", icon="bolt", layout=w.Layout(width="auto"))
         self.break_button.on_click(lambda _: self.break_copy())
+        self.file = w.Dropdown(options=[], description="file", layout=w.Layout(width="auto"), disabled=True)
+        self.inspect_button = w.Button(description="inspect", icon="search", disabled=True)
+        self.inspect_button.on_click(lambda _: self.inspect())
         self.answer = w.Dropdown(options=[(f"{n}. {t}", n) for n, t in ARROW_TITLES.items()],
                                  description="arrow at fault", layout=w.Layout(width="auto"), disabled=True)
-        self.check_button = w.Button(description="check my diagnosis", disabled=True)
+        self.check_button = w.Button(description="check my answer", disabled=True)
         self.check_button.on_click(lambda _: self.check_answer())
+        self.show_button = w.Button(description="show me", disabled=True)
+        self.show_button.on_click(lambda _: self.check_answer("show me"))
         self.output = w.HTML()
+        self.inspect_view = w.HTML()
         self.feedback_view = w.HTML()
-        self.graph_view = w.HTML()
-        self.widget = w.VBox([w.HBox([self.choice, self.break_button]), self.output, self.graph_view,
-                              w.HBox([self.answer, self.check_button]), self.feedback_view])
+        self.widget = w.VBox([w.HBox([self.choice, self.break_button]), self.output,
+                              w.HBox([self.file, self.inspect_button]), self.inspect_view,
+                              w.HBox([self.answer, self.check_button, self.show_button]), self.feedback_view])
 
-    def break_copy(self, scenario: str | None = None) -> Any:
-        """Copy the source lab, break it (the chosen scenario, or a random one), verify the copy."""
+    def break_copy(self, which: str | int | None = None) -> Any:
+        """Break a copy: ``which`` is a mystery number, a scenario id, or 0/None for a random one from the
+        catalogue (default: the dropdown's choice). Shows the evidence; returns it (or the LabError)."""
         from .breakit import break_lab, get_scenario
-        from .graph import trust_graph
-        from .verify import verify_lab
+        from .mysteries import Case
 
-        chosen = scenario if scenario is not None else self.choice.value
+        chosen = self.choice.value if which is None else which
         try:
-            self.scenario = get_scenario(chosen) if chosen else self._random.choice(self._scenarios)
+            if isinstance(chosen, int) and chosen in self._mysteries:
+                self.scenario = get_scenario(self._mysteries[chosen].scenario)
+            elif isinstance(chosen, str) and chosen:
+                self.scenario = get_scenario(chosen)
+            else:
+                self.scenario = self._random.choice(self._scenarios)
             self.workdir.mkdir(parents=True, exist_ok=True)
             number = 1 + sum(1 for _ in self.workdir.glob("broken-*"))
             self.broken = break_lab(self.source, self.scenario, self.workdir / f"broken-{number}")
-            self.report = verify_lab(self.broken)
+            self.case = Case(self.broken, self.scenario, hostname=self.hostname, mosquitto=self.mosquitto)
+            evidence = self.case.evidence
         except LabError as error:
             self.output.value = _error_html(error)
             return error
         self.feedback = None
-        self.feedback_view.value = ""
-        self.output.value = (f"<p>Broke a copy in <code>{escape(str(self.broken))}</code>"
-                             f"{'' if chosen else ' (which way is the mystery)'}. What does verify say?</p>"
-                             + self.report._repr_html_())
-        self.graph_view.value = svg_html(trust_graph(self.broken, self.report).svg())
-        self.answer.disabled = self.check_button.disabled = False
-        return self.report
+        self.feedback_view.value = self.inspect_view.value = ""
+        self.output.value = (f"<p>Broke a copy in <code>{escape(_shown(self.broken))}</code>. Which side refused, "
+                             "and what did it say? Inspect the files, then name the arrow at fault.</p>"
+                             + evidence._repr_html_())
+        self.file.options = list(evidence.files)
+        for widget in (self.file, self.inspect_button, self.answer, self.check_button, self.show_button):
+            widget.disabled = False
+        return evidence
 
-    def check_answer(self, arrow: int | None = None) -> Feedback:
-        """Judge the chosen arrow (or ``arrow``) as the diagnosis of the current breakage."""
-        if self.scenario is None:
+    def inspect(self, file: str | None = None) -> Any:
+        """Explain one file of the broken copy (the dropdown's, or ``file``); a key is described only."""
+        if self.case is None:
+            self.inspect_view.value = "<i>Break a copy first.</i>"
+            return None
+        found = self.case.inspect(file if file is not None else str(self.file.value))
+        self.inspect_view.value = found._repr_html_() if hasattr(found, "_repr_html_") else \
+            f"<div>{escape(str(found))}</div>"
+        return found
+
+    def check_answer(self, arrow: Any = None) -> Feedback:
+        """Judge the chosen arrow (or ``arrow``; ``"show me"`` shows the answer) for the current copy."""
+        if self.case is None:
             self.feedback = Feedback(False, "Break a copy first, then diagnose it.")
         else:
-            self.feedback = check_diagnosis(self.scenario, arrow if arrow is not None else self.answer.value)
+            self.feedback = self.case.answer(arrow if arrow is not None else self.answer.value)
         self.feedback_view.value = self.feedback._repr_html_()
         return self.feedback
 

@@ -97,8 +97,19 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]
     return make
 
 
+#: Run a command as root *without* the capabilities that let root ignore file modes (util-linux's setpriv):
+#: a 0000 file is then unreadable and a 0555 folder unwritable for it too, as for an ordinary user.
+WITHOUT_ROOTS_FILE_POWERS = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner",
+                             "--inh-caps", "-dac_override,-dac_read_search,-fowner"]
+
+
 def run_cli(*args: str, cwd: Path | None = None, input: str | None = None, timeout: float = 120,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mqtt_pki_lab ARGS`` as a real process; return the completed process."""
-    return subprocess.run([sys.executable, "-m", "mqtt_pki_lab", *args], cwd=cwd, input=input, text=True,
+            env: dict[str, str] | None = None, as_ordinary_user: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mqtt_pki_lab ARGS`` as a real process; return the completed process.
+
+    ``as_ordinary_user``: when running as root, drop root's power over file modes first (see
+    :data:`WITHOUT_ROOTS_FILE_POWERS`), so permission cases behave as they do for a student.
+    """
+    prefix = WITHOUT_ROOTS_FILE_POWERS if as_ordinary_user and os.geteuid() == 0 else []
+    return subprocess.run([*prefix, sys.executable, "-m", "mqtt_pki_lab", *args], cwd=cwd, input=input, text=True,
                           capture_output=True, timeout=timeout, env=env)

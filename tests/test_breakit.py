@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -225,3 +226,38 @@ def test_catalogue_under_python313(tmp_path: Path) -> None:
     assert result["mismatches"] == {s.id: [] for s in SCENARIOS}
     for scenario in SCENARIOS:
         assert result["diagnoses"][scenario.id].startswith(f"arrow {scenario.expected.arrow} ")
+
+
+@pytest.mark.parametrize("scenario_id", IDS)
+def test_raw_errors_are_the_tools_words_and_never_the_diagnosis(scenario_id: str, built_lab: Path,
+                                                                 tmp_path: Path) -> None:
+    from mqtt_pki_lab.breakit import raw_errors
+
+    out = break_lab(built_lab, scenario_id, tmp_path / "broken")
+    raw = raw_errors(out)
+    diagnosis = verify_lab(out).diagnosis
+    assert diagnosis is not None
+    text = str(raw)
+    for secret in (diagnosis.problem, diagnosis.fix, get_scenario(scenario_id).title, scenario_id):
+        assert secret not in text
+    assert "arrow" not in text.lower() and "PRIVATE KEY" not in text
+    # The handshake's own verdict and the raw errors agree: an error exactly when the handshake fails.
+    assert raw.handshake_ok == (get_scenario(scenario_id).expected.handshake is None)
+    for side in (raw.client, raw.broker):
+        assert side.side in str(side)
+        if side.words is not None:
+            assert side.role in ("refused", "was told", "cannot start") and "_ssl.c" not in side.words
+
+
+def test_openssl_verify_runs_as_a_student_would_type_it(built_lab: Path, tmp_path: Path) -> None:
+    from mqtt_pki_lab.breakit import openssl_verify
+
+    missing = openssl_verify(built_lab, program=str(tmp_path / "no-openssl"))
+    assert all(run.output and run.output.startswith("(could not run openssl") for run in missing)
+    require(shutil.which("openssl") is not None, "openssl is not installed")
+    runs = openssl_verify(break_lab(built_lab, "client-trusts-wrong-ca", tmp_path / "broken"))
+    assert [r.command for r in runs] == [
+        "openssl verify -x509_strict -purpose sslserver -CAfile client/ca.crt broker/server.crt",
+        "openssl verify -x509_strict -purpose sslclient -CAfile broker/ca.crt client/client.crt"]
+    assert runs[0].exit_code != 0 and "unable to get local issuer certificate" in str(runs[0].output)
+    assert runs[1].exit_code == 0 and str(runs[1].output).endswith("client/client.crt: OK")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -103,13 +104,36 @@ def pkilint_errors(path: Path) -> list[tuple[str, str]]:
             for d in result.finding_descriptions if d.finding.severity <= ValidationFindingSeverity.ERROR]
 
 
+#: RFC 8141 section 2: "urn:" NID ":" NSS; NSS is RFC 3986 pchars and "/" (no query or fragment here).
+RFC8141_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:"
+                         r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
+
+
+@pytest.mark.parametrize("name", ["client", "sensor-1", "sensor_1", "alice@example.com", "a.b"])
+def test_the_client_urn_is_rfc8141_syntax(name: str) -> None:
+    from mqtt_pki_lab.profile import client_uri
+
+    assert RFC8141_URN.fullmatch(client_uri(name)), client_uri(name)
+    assert client_uri(name).endswith(name)  # nothing of these names needs escaping
+
+
+def test_pkilint_rejects_every_urn_not_just_ours() -> None:
+    """The finding pkilint gives the device URN is its URL check, not our syntax: an IETF URN fails it too."""
+    validators = pytest.importorskip("validators")
+    assert validators.url("urn:ietf:rfc:5280") is not True
+    assert validators.url("https://example.com/device") is True
+
+
 @pytest.mark.parametrize("kind", list(KEY_TYPES))
 def test_pkilint_finds_no_error_in_the_ca_or_any_client(kind: str, identity_lab: Callable[[str], Path]) -> None:
     root = identity_lab(kind)
     found = {rel: pkilint_errors(root / rel) for rel in ("ca/ca.crt", *CLIENT_CERTS.values())}
-    # pkilint 0.13 checks every URI in a SAN with `validators.url`, which accepts only URLs (scheme://host):
-    # it reports the client's URN (RFC 8141 syntax, allowed in a SAN by RFC 5280 4.2.1.6) as invalid URI
-    # syntax. That one finding, for exactly the device URN, is the only one accepted; issue 9 stays open on it.
+    # pkilint 0.13 checks every URI in a SAN with `validators.url`, which accepts only URLs of nine schemes
+    # (http, https, ftp, ...): it reports the client's URN as invalid URI syntax, as it reports any URN
+    # (test_pkilint_rejects_every_urn_not_just_ours). RFC 5280 4.2.1.6 allows any absolute URI there, and the
+    # URN is RFC 8141 syntax (test_the_client_urn_is_rfc8141_syntax). That one finding, for exactly the device
+    # URN, is the only one accepted: the forms pkilint would accept either pretend the device is a web resource
+    # (an https:// URL) or drop the SAN that cryptography's client verifier requires.
     expected = {rel: [] for rel in found}
     for rel, cert in ((rel, load_certificate(root / rel)) for rel in CLIENT_CERTS.values()):
         urn = next(n for n in san_names(cert) if n.startswith("urn:"))

@@ -13,10 +13,12 @@ checks that the command
 
 The rows of :data:`API_NAMES` and :data:`WEAK_CSRS` do the same through the Python API (a NUL cannot be
 passed in ``argv``; :func:`~mqtt_pki_lab.sign.sign_csr` has no command of its own).
-133 CLI rows + 4 NUL rows + 6 CSR rows make 143 kinds (3 of them skip as root);
+133 CLI rows + 4 NUL rows + 6 CSR rows make 143 kinds (3 of them, permission cases, run without
+root's power over file modes when the tests run as root);
 :func:`test_the_docstring_counts_the_kinds` keeps that number honest.
 
-Unreadable-by-permission cases cannot be made as root (root reads every file): they skip with that reason.
+Unreadable-by-permission cases cannot be made as plain root (root reads every file): as root they run the CLI
+through util-linux's ``setpriv`` without the capabilities that bypass file modes.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import require_program, run_cli
+from conftest import require, require_program, run_cli
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa
@@ -46,7 +48,10 @@ from mqtt_pki_lab.sign import sign_csr
 from mqtt_pki_lab.steps import Lab
 
 IS_ROOT = os.geteuid() == 0
-AS_ROOT = "running as root: root reads and writes every file whatever its mode, so this case cannot be made"
+#: As root, the permission rows run the CLI without root's power over file modes (setpriv, util-linux).
+CAN_DROP_ROOTS_POWERS = not IS_ROOT or shutil.which("setpriv") is not None
+AS_ROOT = ("running as root without util-linux's setpriv: root reads and writes every file whatever its mode, "
+           "so this case cannot be made")
 
 
 # --- the state of a folder: every file, folder and link, with its mode --------------------------------------
@@ -210,7 +215,8 @@ class Bad:
     code: int
     names: str
     setup: Setup | None = None
-    skip_as_root: bool = False
+    needs_file_modes: bool = False
+    """A permission case: as root it runs without root's power over file modes (see conftest.run_cli)."""
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -241,7 +247,7 @@ BAD: list[Bad] = [
     Bad("build-dir-is-a-link-to-a-lab", ("build", "link", "--force"), 2, "link", symlink("link", "lab")),
     Bad("build-parent-missing", ("build", "missing/pki"), 2, "missing"),
     Bad("build-parent-is-a-file", ("build", "afile/pki"), 2, "afile", write("afile", b"x\n")),
-    Bad("build-parent-read-only", ("build", "ro/pki"), 2, "ro", mkdir("ro", 0o555), skip_as_root=True),
+    Bad("build-parent-read-only", ("build", "ro/pki"), 2, "ro", mkdir("ro", 0o555), needs_file_modes=True),
     Bad("build-over-an-existing-ca", ("build", "lab"), 1, "lab/ca/ca.key"),
     Bad("build-force-broker-links-to-other-lab", ("build", "lab", "--force"), 2, "lab/broker",
         link_to_other("broker")),
@@ -348,7 +354,7 @@ BAD: list[Bad] = [
     Bad("inspect-not-pem", ("inspect", "notes.txt"), 2, "notes.txt", write("notes.txt", b"hello\n")),
     Bad("inspect-oversized", ("inspect", "big.pem"), 2, "big.pem", write("big.pem", b"A" * (2 * 1024 * 1024))),
     Bad("inspect-unreadable", ("inspect", "locked.pem"), 2, "locked.pem",
-        write("locked.pem", b"-----BEGIN CERTIFICATE-----\n", 0o000), skip_as_root=True),
+        write("locked.pem", b"-----BEGIN CERTIFICATE-----\n", 0o000), needs_file_modes=True),
     Bad("inspect-encrypted-key-wrong-passphrase", ("inspect", "enc/ca/ca.key", "--passphrase-file", "wrong-pass"), 2,
         "enc/ca/ca.key", encrypted_lab),
     # -- --passphrase-file ----------------------------------------------------------------------------------------
@@ -378,7 +384,7 @@ BAD: list[Bad] = [
         write("afile", b"x\n")),
     Bad("break-parent-missing", ("break", "lab", "client-expired", "missing/broken"), 2, "missing"),
     Bad("break-parent-read-only", ("break", "lab", "client-expired", "ro/broken"), 2, "ro", mkdir("ro", 0o555),
-        skip_as_root=True),
+        needs_file_modes=True),
     Bad("break-out-exists", ("break", "lab", "client-expired", "lab"), 1, "lab"),
     Bad("break-out-is-a-link", ("break", "lab", "client-expired", "link"), 2, "link", symlink("link", "elsewhere")),
     Bad("break-out-inside-source", ("break", "lab", "client-expired", "lab/broken"), 2, "lab/broken"),
@@ -400,8 +406,8 @@ def sources(built_lab: Path, lab_factory: Callable[..., Path]) -> Sources:
 
 @pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
 def test_bad_input_is_refused_in_one_line_and_changes_nothing(bad: Bad, sources: Sources, tmp_path: Path) -> None:
-    if bad.skip_as_root and IS_ROOT:
-        pytest.skip(AS_ROOT)
+    if bad.needs_file_modes:
+        require(CAN_DROP_ROOTS_POWERS, AS_ROOT)
     ws = tmp_path / "ws"
     ws.mkdir()
     shutil.copytree(sources.lab, ws / "lab")
@@ -410,7 +416,7 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(bad: Bad, sources:
     before = tree(ws)
     env = {**os.environ, **dict(bad.env)} if bad.env else None
     try:
-        done = run_cli(*bad.args, cwd=ws, env=env, timeout=60)
+        done = run_cli(*bad.args, cwd=ws, env=env, timeout=60, as_ordinary_user=bad.needs_file_modes)
     finally:
         after = tree(ws)
         for path in ws.rglob("*"):  # let pytest clean up whatever the row made read-only

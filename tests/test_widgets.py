@@ -78,18 +78,43 @@ def test_verify_and_handshake_buttons_colour_the_graph(lab_copy: Path) -> None:
     assert not panel.last.ok and "#b3261e" in panel.graph_view.value  # red: failed
 
 
-def test_break_it_panel_hides_the_scenario_and_hints(built_lab: Path, tmp_path: Path) -> None:
-    panel = BreakItPanel(built_lab, tmp_path / "exercises", seed=3)
-    report = panel.break_copy()  # a mystery
-    assert not report.ok and panel.scenario is not None
-    assert panel.scenario.title not in panel.output.value
-    wrong = 1 if panel.scenario.expected.arrow != 1 else 2
-    assert not panel.check_answer(wrong).correct and "Hint" in panel.feedback_view.value
-    assert panel.check_answer(panel.scenario.expected.arrow).correct
+def test_break_it_panel_shows_raw_errors_and_reveals_only_after_an_answer(built_lab: Path, tmp_path: Path) -> None:
+    import re
+
+    from mqtt_pki_lab.mysteries import TRIES_BEFORE_REVEAL, Evidence, Reveal
+
+    panel = BreakItPanel(built_lab, tmp_path / "exercises", seed=3, mosquitto=False)
+    assert panel.check_answer(5).message == "Break a copy first, then diagnose it."
+    evidence = panel.break_copy()  # a random breakage from the whole catalogue
+    assert isinstance(evidence, Evidence) and panel.scenario is not None
+    scenario = panel.scenario
+    shown = panel.output.value
+    for secret in (scenario.id, scenario.title, scenario.breaks):
+        assert secret not in shown
+    assert not re.search(r"arrow\s*\d", shown, re.IGNORECASE) and "Diagnosis" not in shown
+    assert "openssl verify" in shown and not panel.check_button.disabled
+    assert list(panel.file.options) == list(evidence.files)
+    panel.file.value = "ca/ca.key"
+    panel.inspect_button.click()
+    assert "SECRET" in panel.inspect_view.value and "PRIVATE KEY" not in panel.inspect_view.value
+    wrong = [a for a in range(1, 11) if a != scenario.expected.arrow]
+    panel.answer.value = wrong[0]
+    panel.check_button.click()
+    assert not panel.feedback.correct and "Hint" in panel.feedback_view.value
+    assert "What happened" not in panel.feedback_view.value
+    for arrow in wrong[1:TRIES_BEFORE_REVEAL]:
+        panel.check_answer(arrow)
+    assert isinstance(panel.feedback, Reveal) and scenario.expected.file in panel.feedback_view.value
     assert (tmp_path / "exercises" / "broken-1").is_dir()
-    panel.break_copy("client-expired")
-    assert (tmp_path / "exercises" / "broken-2").is_dir()
-    assert panel.check_answer(8).correct
+
+    panel.choice.value = 1  # mystery 1 of notebook 07
+    panel.break_button.click()
+    assert (tmp_path / "exercises" / "broken-2").is_dir() and panel.scenario.id == "client-expired"
+    panel.show_button.click()
+    assert isinstance(panel.feedback, Reveal) and not panel.feedback.correct and "verify says" in panel.feedback.message
+    panel.break_copy("client-trusts-wrong-ca")
+    assert panel.check_answer(9).correct and "client/ca.crt" in panel.feedback_view.value
+    assert panel.inspect("nope/file").startswith("No file")
 
 
 def test_quiz_widget_and_every_question_has_its_answers_among_choices() -> None:
@@ -110,8 +135,9 @@ def test_quiz_widget_and_every_question_has_its_answers_among_choices() -> None:
 
 def test_answers_that_are_not_choices_get_guidance_not_errors() -> None:
     assert "not one of the choices" in check("ca-signs-with", "my.key").message
-    assert "No answer given" in check("ca-signs-with", None).message
-    assert "There is no question" in check("nope", "x").message
+    assert "Not answered yet" in check("ca-signs-with", None).message
+    assert "No answer given" in check("ca-signs-with", []).message
+    assert "There is no exercise 'nope'" in check("nope", "x").message
     assert "number of an arrow" in check_diagnosis("client-expired", "eleven").message
 
 

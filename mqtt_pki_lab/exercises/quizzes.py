@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import Feedback, exercise
 
@@ -54,44 +55,68 @@ def _q(id: str, prompt: str, choices: Iterable[str], answers: Iterable[str], hin
 
 
 QUESTIONS: dict[str, Question] = {q.id: q for q in (
-    _q("secret-files", "Which files of the diagram are SECRET?",
-       ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt", "client.key", "client.csr", "client.crt"),
-       ("ca.key", "server.key", "client.key"),
-       "a file is secret when holding it lets you *be* somebody. Which files are private keys?",
-       "The three private keys. Certificates and CSRs only carry public keys and can be shown to anyone."),
-    _q("ca-signs-with", "Which file does the CA use to sign server.csr?",
-       ("ca.key", "ca.crt", "server.key", "server.csr"), ("ca.key",),
-       "signing needs a private key; and it is the CA that signs, not the broker.",
-       "ca.key signs; ca.crt is what others use to check that signature."),
-    _q("self-signed", "Who signed ca.crt?",
-       ("the CA itself (ca.key)", "the broker", "a public CA", "nobody"), ("the CA itself (ca.key)",),
-       "look at ca.crt's issuer and subject: are they different?",
-       "It is self-signed: issuer = subject. That is why it has to be handed out and trusted explicitly."),
-    _q("csr-contents", "What does server.csr carry to the CA?",
-       ("the broker's private key", "the broker's public key and names", "ca.crt", "the client's key"),
-       ("the broker's public key and names",),
-       "the CSR is sent to someone else. Would you send your secret?",
-       "The public key and the names the broker asks for, signed with server.key to prove it holds it."),
-    _q("san-why", "Why does server.crt list localhost and 127.0.0.1 in its subjectAltName?",
-       ("so clients that dial those names accept it", "to encrypt the traffic", "so the CA can find it",
-        "it is required by MQTT"),
-       ("so clients that dial those names accept it",),
-       "what does a client compare with the name it connected to?",
-       "A client checks that the broker's certificate lists the name it dialled; otherwise: hostname mismatch."),
-    _q("broker-needs", "Which three files does the broker need to operate?",
-       ("ca.crt", "ca.key", "server.key", "server.csr", "server.crt", "client.crt"),
-       ("ca.crt", "server.key", "server.crt"),
-       "look at the bottom of the broker's box in the diagram; the CA's secret is not among them.",
-       "ca.crt to verify clients, server.crt as its public ID, server.key as its secret ID."),
-    _q("client-eku", "Which extendedKeyUsage must client.crt have for mutual TLS?",
-       ("serverAuth", "clientAuth", "codeSigning", "none"), ("clientAuth",),
-       "the broker checks that the certificate is meant for a TLS client.",
-       "clientAuth only: a client certificate cannot then pretend to be a broker."),
-    _q("mqtt-username", "With use_identity_as_username, what becomes the client's MQTT username?",
-       ("the Common Name of client.crt", "the file name", "the CA's name", "the serial number"),
-       ("the Common Name of client.crt",),
-       "mosquitto reads it from the certificate's subject.",
-       "The client certificate's Common Name: the name given with --client-name."),
+    # "secret-files" (00) is now a typed exercise in foundations.py; "self-signed" (01) is taught by notebook
+    # 01's certificate builder and notebook 02's field-by-field reading of ca.crt.
+    Question("ca-signs-with", "Which file does the CA use to sign server.csr?",
+             ("ca.key", "ca.crt", "server.key", "server.csr"), frozenset({"ca.key"}),
+             "signing needs a private key; and it is the CA that signs, not the broker.",
+             "ca.key signs; ca.crt is what others use to check that signature.",
+             notebook="02_the_ca.ipynb",
+             wrong={"ca.crt": "ca.crt is public: everybody has a copy, so it cannot prove anything. It is what "
+                              "others use to *check* the CA's signature; signing needs the CA's private key.",
+                    "server.key": "server.key is the broker's own secret, and it never leaves broker/. The CA "
+                                  "signs with its own key.",
+                    "server.csr": "server.csr is what gets signed (the broker's request), not what signs it."}),
+    Question("csr-contents", "What does server.csr carry to the CA?",
+             ("the broker's private key", "the broker's public key and names", "ca.crt", "the client's key"),
+             frozenset({"the broker's public key and names"}),
+             "the CSR is sent to someone else. Would you send your secret?",
+             "The public key and the names the broker asks for, signed with server.key: that proves it holds "
+             "the key, not that it has a right to the names. The CA decides those.",
+             notebook="03_broker_certificate.ipynb",
+             wrong={"the broker's private key": "server.key never leaves broker/: whoever holds it *is* the "
+                                                "broker. The CSR carries the public half and is signed with "
+                                                "the private one.",
+                    "ca.crt": "ca.crt is the CA's own certificate; the CA already has it. The CSR is the "
+                              "broker's request.",
+                    "the client's key": "the broker's request has nothing of the client's; and no private key "
+                                        "ever travels."}),
+    Question("san-why", "Why does server.crt list localhost and 127.0.0.1 in its subjectAltName?",
+             ("so clients that dial those names accept it", "to encrypt the traffic", "so the CA can find it",
+              "it is required by MQTT"),
+             frozenset({"so clients that dial those names accept it"}),
+             "what does a client compare with the name it connected to?",
+             "A client checks that the broker's certificate lists the name it dialled (RFC 6125); otherwise: "
+             "hostname mismatch.",
+             notebook="03_broker_certificate.ipynb",
+             wrong={"to encrypt the traffic": "the encryption keys come from the handshake's key exchange; names "
+                                              "in a certificate say *who* the broker is.",
+                    "so the ca can find it": "a CA never looks a certificate up by name; it signs once "
+                                                     "and is done. Who reads the names at every connection?",
+                    "it is required by mqtt": "MQTT knows nothing of certificates: the name check is TLS's "
+                                              "(RFC 6125), done by the client before MQTT starts."}),
+    Question("broker-needs", "Which three files does the broker need to operate?",
+             ("ca.crt", "ca.key", "server.key", "server.csr", "server.crt", "client.crt"),
+             frozenset({"ca.crt", "server.key", "server.crt"}),
+             "look at the bottom of the broker's box in the diagram; the CA's secret is not among them.",
+             "ca.crt to verify clients, server.crt as its public ID, server.key as its secret ID.",
+             notebook="05_hand_out_and_prove.ipynb",
+             wrong={"ca.key": "ca.key never leaves ca/: checking a client's certificate needs only the CA's "
+                              "*public* certificate, ca.crt.",
+                    "server.csr": "the CSR's job ended when the CA signed it; the broker never sends it again.",
+                    "client.crt": "each client presents its own certificate in the handshake; the broker keeps "
+                                  "none of them, only the CA's certificate to check them with."}),
+    Question("client-eku", "Which extendedKeyUsage must client.crt have for mutual TLS?",
+             ("serverAuth", "clientAuth", "codeSigning", "none"), frozenset({"clientAuth"}),
+             "the broker checks that the certificate is meant for a TLS client.",
+             "clientAuth only: a client certificate cannot then pretend to be a broker.",
+             notebook="04_client_certificate.ipynb",
+             wrong={"serverauth": "serverAuth is the broker's purpose. A client certificate with it could "
+                                  "pose as a broker to every other client of the CA.",
+                    "codesigning": "codeSigning is for signing software; OpenSSL refuses a TLS client "
+                                   "certificate whose extendedKeyUsage lacks clientAuth.",
+                    "none": "a certificate without extendedKeyUsage may be used for any purpose (RFC 5280 "
+                            "§4.2.1.12), including posing as a broker. Name the one purpose it has."}),
     _q("new-ca-effect", "What happens to server.crt and client.crt if you make a new CA (new ca.key)?",
        ("nothing", "they are orphaned: nobody trusting the new ca.crt accepts them",
         "they are re-signed automatically", "they expire"),
@@ -102,31 +127,17 @@ QUESTIONS: dict[str, Question] = {q.id: q for q in (
 )}
 
 
-def check_diagnosis(scenario: object, arrow: int | str | None) -> Feedback:
+def check_diagnosis(scenario: object, arrow: object, folder: str | Path | None = None) -> Feedback:
     """Judge a student's diagnosis of a broken lab: which arrow of the diagram went wrong?
 
-    ``scenario`` is a :class:`~mqtt_pki_lab.breakit.Scenario` (or its id). A wrong answer gets a hint that
-    points at the right box of the diagram without giving the answer away.
+    ``scenario`` is a :class:`~mqtt_pki_lab.breakit.Scenario` (or its id), ``folder`` the broken copy (then
+    the answer quotes verify's diagnosis of it). A wrong arrow gets the hint written for it
+    (:func:`mqtt_pki_lab.mysteries.hint_for`): never the answer, and never a box on the wrong side; a right
+    one gets what happened, why and the fix. Anything that is not an arrow gets a sentence.
     """
-    from ..breakit import get_scenario
-    from ..diagram import ARROW_TITLES, CLIENTS_FOLDER
+    from ..mysteries import judge_arrow
 
-    found = get_scenario(scenario)  # type: ignore[arg-type]
-    expected = found.expected
-    try:
-        picked = int(str(arrow).split(".")[0]) if arrow is not None else None
-    except ValueError:
-        picked = None
-    if picked not in ARROW_TITLES:
-        return Feedback(False, f"Answer with the number of an arrow, 1 to {max(ARROW_TITLES)}.")
-    if picked == expected.arrow:
-        return Feedback(True, f"Right: arrow {picked} ({ARROW_TITLES[picked]}), file {expected.file}. "
-                              f"What happened: {found.breaks}")
-    folder = expected.file.split("/")[0]
-    place = {"ca": "the CA's box", "broker": "the broker's box", "client": "the client's box",
-             CLIENTS_FOLDER: f"the box of client {expected.file.split('/')[1]!r}"}.get(folder, "one of the boxes")
-    return Feedback(False, f"Not arrow {picked}. Hint: the file at fault is in {place}; read which side "
-                           "refused and what the checks say about the files there.")
+    return judge_arrow(scenario, arrow, folder=Path(folder) if folder is not None else None)
 
 
 def _register(question: Question) -> None:

@@ -1,0 +1,216 @@
+"""The exercises of notebook 02 (the CA): right answers pass, every targeted hint is earned, garbage gets a sentence.
+
+A real lab is built once (arrows 1-5, so the broker's certificate exists for the "wrong file" hint); the
+student's reading of ``ca.crt`` is played with ``cryptography`` as the notebook's solution does it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mqtt_pki_lab.ca import create_ca_certificate
+from mqtt_pki_lab.diagram import CA_CERT, CA_KEY
+from mqtt_pki_lab.exercises import EXERCISES, check, load_all
+from mqtt_pki_lab.exercises.ca import key_usage_bits
+from mqtt_pki_lab.explain import explain_file
+from mqtt_pki_lab.keys import public_key_fingerprint
+from mqtt_pki_lab.pem import load_certificate
+from mqtt_pki_lab.steps import Lab
+
+load_all()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    made = Lab(tmp_path_factory.mktemp("ca-exercises") / "pki")
+    list(made.build(through=5))
+    return made
+
+
+@pytest.fixture(scope="module")
+def ca_cert(lab: Lab) -> x509.Certificate:
+    return load_certificate(lab.path(CA_CERT))
+
+
+def fingerprint(public_key: Any) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def message_of(answer: Any, exercise: str, **context: Any) -> str:
+    feedback = check(exercise, answer, **context)
+    assert not feedback.correct, (exercise, answer, feedback.message)
+    return feedback.message
+
+
+def assert_every_hint_reached(exercise: str, messages: list[str]) -> None:
+    for hint in EXERCISES[exercise].hints:
+        assert any(hint in m for m in messages), (exercise, hint)
+
+
+class Boom:
+    def __str__(self) -> str:
+        raise RuntimeError("boom")
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("boom")
+
+    def __len__(self) -> int:
+        raise RuntimeError("boom")
+
+
+# --- ca-lifetime ----------------------------------------------------------------------------------------------
+
+def test_ca_lifetime_right(ca_cert: x509.Certificate) -> None:
+    lifetime = ca_cert.not_valid_after_utc - ca_cert.not_valid_before_utc
+    assert lifetime == dt.timedelta(days=3650, minutes=5)  # the lab's default, backdated five minutes
+    for answer in (lifetime.days, 3650, "3650", lifetime):
+        assert check("ca-lifetime", answer, cert=ca_cert).correct, answer
+    assert check("ca-lifetime", 3650).correct  # without the certificate: the lab's default
+
+
+def test_ca_lifetime_follows_the_certificate_read() -> None:
+    short = create_ca_certificate(ec.generate_private_key(ec.SECP256R1()), days=30)
+    assert check("ca-lifetime", 30, cert=short).correct
+    assert not check("ca-lifetime", 3650, cert=short).correct
+
+
+def test_ca_lifetime_hints(ca_cert: x509.Certificate) -> None:
+    lifetime = ca_cert.not_valid_after_utc - ca_cert.not_valid_before_utc
+    messages = [message_of(a, "ca-lifetime", cert=ca_cert) for a in (
+        3650.0035,                                    # total_seconds() / 86400: the backdating
+        10,                                           # years
+        3652,                                         # calendar years with leap days
+        365,                                          # a leaf's lifetime
+        36500,                                        # the lab's cap for a CA
+        3649,                                         # days left, as explain_file says
+        -3650,                                        # the subtraction the wrong way round
+        ca_cert.not_valid_after_utc,                  # a date
+        "ten years",                                  # not a number
+    )]
+    assert_every_hint_reached("ca-lifetime", messages)
+    assert "3650 days and 5 minutes" in message_of(lifetime.total_seconds() / 86400, "ca-lifetime", cert=ca_cert)
+    assert "3650 days and 5 minutes" in message_of(3651, "ca-lifetime", cert=ca_cert)
+
+
+# --- ca-basic-constraints --------------------------------------------------------------------------------------
+
+def test_ca_basic_constraints_right(ca_cert: x509.Certificate) -> None:
+    bc = ca_cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert check("ca-basic-constraints", (bc.critical, bc.value.path_length), cert=ca_cert).correct
+    assert check("ca-basic-constraints", [True, 0]).correct
+    assert check("ca-basic-constraints", ("yes", "0"), cert=ca_cert).correct
+
+
+def test_ca_basic_constraints_hints(ca_cert: x509.Certificate) -> None:
+    bc = ca_cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    messages = [message_of(a, "ca-basic-constraints", cert=ca_cert) for a in (
+        True, bc, bc.value, (False, 0), (True, None), (True, 1), (True, True), (0, True))]
+    assert_every_hint_reached("ca-basic-constraints", messages)
+
+
+# --- ca-key-usage ---------------------------------------------------------------------------------------------
+
+def test_ca_key_usage_right(ca_cert: x509.Certificate) -> None:
+    ku = ca_cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    bits = key_usage_bits(ku)
+    assert bits == {"digital_signature", "key_cert_sign", "crl_sign"}  # what the lab's CA really has
+    for answer in (sorted(bits), "keyCertSign, cRLSign, digitalSignature", "digitalSignature keyCertSign cRLSign",
+                   ("Key Cert Sign", "CRL sign", "digital signature")):
+        assert check("ca-key-usage", answer, cert=ca_cert).correct, answer
+
+
+def test_ca_key_usage_hints(ca_cert: x509.Certificate) -> None:
+    ku = ca_cert.extensions.get_extension_for_class(x509.KeyUsage)
+    messages = [message_of(a, "ca-key-usage", cert=ca_cert) for a in (
+        ["keyCertSign", "cRLSign"],                                           # what the old course said
+        ["digital_signature", "crl_sign"],
+        ["digital_signature", "key_cert_sign", "crl_sign", "key_encipherment"],
+        ku, ["sign"], 42)]
+    assert_every_hint_reached("ca-key-usage", messages)
+
+
+# --- ca-key-matches -------------------------------------------------------------------------------------------
+
+def test_ca_key_matches_right(lab: Lab, ca_cert: x509.Certificate) -> None:
+    ca_key = serialization.load_pem_private_key(lab.path(CA_KEY).read_bytes(), password=None)
+    from_cert, from_key = fingerprint(ca_cert.public_key()), fingerprint(ca_key.public_key())
+    assert from_cert == from_key
+    assert check("ca-key-matches", (from_cert, from_key), lab=lab).correct
+    shown = public_key_fingerprint(ca_cert.public_key())   # explain_file's colon form is accepted too
+    assert f"key fingerprint  {shown}" in str(explain_file(lab.path(CA_KEY)))
+    assert check("ca-key-matches", [shown, from_key.upper()], lab=lab.root).correct
+
+
+def test_ca_key_matches_hints(lab: Lab, ca_cert: x509.Certificate) -> None:
+    ca_key = serialization.load_pem_private_key(lab.path(CA_KEY).read_bytes(), password=None)
+    good = fingerprint(ca_cert.public_key())
+    pem = ca_cert.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_der = ca_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption())
+    server = load_certificate(lab.root / "broker" / "server.crt")
+    sha1 = hashlib.sha1(b"x").hexdigest()
+    messages = [
+        message_of("abc", "ca-key-matches", lab=lab),
+        message_of((good, good), "ca-key-matches"),
+        message_of((ca_cert.fingerprint(hashes.SHA256()).hex(), good), "ca-key-matches", lab=lab),
+        message_of((hashlib.sha256(pem).hexdigest(), good), "ca-key-matches", lab=lab),
+        message_of((good, hashlib.sha256(private_der).hexdigest()), "ca-key-matches", lab=lab),
+        message_of((sha1, sha1), "ca-key-matches", lab=lab),
+        message_of((server.fingerprint(hashes.SHA256()).hex(), good), "ca-key-matches", lab=lab),
+        message_of((good, "ab" * 32), "ca-key-matches", lab=lab),
+        message_of((good, "not hex!"), "ca-key-matches", lab=lab),
+    ]
+    assert_every_hint_reached("ca-key-matches", messages)
+    assert "broker/server.crt" in message_of((fingerprint(server.public_key()), good), "ca-key-matches", lab=lab)
+    key_file = hashlib.sha256(lab.path(CA_KEY).read_bytes()).hexdigest()   # `sha256sum ca/ca.key`
+    cert_file = hashlib.sha256(lab.path(CA_CERT).read_bytes()).hexdigest()
+    assert "PRIVATE" in message_of((good, key_file), "ca-key-matches", lab=lab)
+    assert "whole certificate" in message_of((cert_file, good), "ca-key-matches", lab=lab)
+
+
+# --- ca-signs-with (a typed quiz question) -------------------------------------------------------------------
+
+def test_ca_signs_with_is_typed_and_hints_each_wrong_file() -> None:
+    assert check("ca-signs-with", "ca.key").correct
+    hints = {message_of(f, "ca-signs-with") for f in ("ca.crt", "server.key", "server.csr")}
+    assert len(hints) == 3 and all("Hint:" in h for h in hints)
+    assert EXERCISES["ca-signs-with"].notebook == "02_the_ca.ipynb"
+
+
+# --- every exercise: garbage gets a sentence, `...` is not an attempt -----------------------------------------
+
+def contexts(lab: Lab, ca_cert: x509.Certificate) -> dict[str, dict[str, Any]]:
+    return {"ca-lifetime": {"cert": ca_cert}, "ca-basic-constraints": {"cert": ca_cert},
+            "ca-key-usage": {"cert": ca_cert}, "ca-key-matches": {"lab": lab}, "ca-signs-with": {}}
+
+
+@pytest.mark.parametrize("garbage", ["", 42, [], {}, 3.5j, b"\x00", Boom(), object(), ["x", 1], Path("/")])
+def test_garbage_gets_a_sentence_never_a_traceback(lab: Lab, ca_cert: x509.Certificate, garbage: Any) -> None:
+    for exercise, context in contexts(lab, ca_cert).items():
+        feedback = check(exercise, garbage, **context)
+        assert not feedback.correct, (exercise, garbage)
+        assert feedback.message.strip().endswith((".", ")", "?")), (exercise, feedback.message)
+
+
+def test_the_placeholder_is_not_answered_yet(lab: Lab, ca_cert: x509.Certificate) -> None:
+    for exercise, context in contexts(lab, ca_cert).items():
+        for unanswered in (..., None):
+            feedback = check(exercise, unanswered, **context)
+            assert not feedback.correct and not feedback.answered, exercise
+        assert EXERCISES[exercise].notebook == "02_the_ca.ipynb"
+
+
+def test_fingerprints_left_as_placeholders_are_not_an_attempt(lab: Lab) -> None:
+    for answer in ((..., ...), ("ab" * 32, ...), (None, "ab" * 32)):
+        feedback = check("ca-key-matches", answer, lab=lab)
+        assert not feedback.correct and not feedback.answered

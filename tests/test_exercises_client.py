@@ -1,0 +1,179 @@
+"""The exercises of notebook 04 (the client's certificate): right answers pass, each targeted hint is reached
+by a wrong answer that earns it, garbage gets a sentence; and the device workflow the notebook shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from mqtt_pki_lab.csr import create_csr
+from mqtt_pki_lab.exercises import EXERCISES, Feedback
+from mqtt_pki_lab.exercises.client import DEVICE
+from mqtt_pki_lab.keys import generate_key, load_private_key
+from mqtt_pki_lab.pem import load_certificate
+from mqtt_pki_lab.profile import client_uri
+from mqtt_pki_lab.sign import sign_csr
+
+IDS = ("device-csr", "device-travels", "client-username")
+
+
+def check(exercise_id: str, answer: object, **context: object) -> Feedback:
+    return EXERCISES[exercise_id].check(answer, **context)
+
+
+class Explodes:
+    """An answer whose every use raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("boom")
+
+    def __iter__(self):
+        raise RuntimeError("boom")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("boom")
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _same_template(text: str, template: str) -> bool:
+    pattern = ".*".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template))
+    return re.fullmatch(pattern, text, re.DOTALL) is not None
+
+
+def targeted(exercise_id: str, answer: object, **context: object) -> str:
+    verdict = check(exercise_id, answer, **context)
+    assert not verdict.correct and verdict.message.startswith("Not yet. Hint: "), verdict.message
+    text = verdict.message.removeprefix("Not yet. Hint: ")
+    found = [h for h in EXERCISES[exercise_id].hints if _same_template(text, h)]
+    assert found, f"{answer!r} earned a hint that is not listed: {text}"
+    return found[0]
+
+
+def build(key, cn: str | None = DEVICE, san: list[x509.GeneralName] | None = None) -> x509.CertificateSigningRequest:
+    """The CSR the exercise asks for, or a variant with another CN or SAN (None: left out)."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else []))
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+URI = [x509.UniformResourceIdentifier(client_uri(DEVICE))]
+
+
+def test_the_exercises_belong_to_notebook_04() -> None:
+    for exercise_id in IDS:
+        assert EXERCISES[exercise_id].notebook == "04_client_certificate.ipynb"
+        assert len(EXERCISES[exercise_id].hints) >= 4
+
+
+def test_device_csr_right_with_or_without_the_public_key() -> None:
+    key = generate_key()
+    csr = build(key, san=URI)
+    assert check("device-csr", csr, key=key.public_key()).correct
+    assert check("device-csr", csr).correct
+    assert check("device-csr", create_csr(key, "client", [DEVICE]), key=key.public_key()).correct
+
+
+def test_device_csr_targeted_hints_cover_the_list() -> None:
+    key, other = generate_key(), generate_key()
+    good = build(key, san=URI)
+    pem = good.public_bytes(serialization.Encoding.PEM)
+    # A CSR whose signature no longer verifies: the last byte of its (ECDSA) signature changed.
+    der = bytearray(good.public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01
+    tampered = x509.load_der_x509_csr(bytes(der))
+    reached = {
+        targeted("device-csr", key),
+        targeted("device-csr", good, key=key),  # a private key passed as context
+        targeted("device-csr", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption())),
+        targeted("device-csr", x509.CertificateSigningRequestBuilder()),
+        targeted("device-csr", pem),
+        targeted("device-csr", load_certificate_for_test()),
+        targeted("device-csr", tampered),
+        targeted("device-csr", build(other, san=URI), key=key.public_key()),
+        targeted("device-csr", build(key, cn=None, san=URI)),
+        targeted("device-csr", build(key, cn="client", san=URI)),
+        targeted("device-csr", build(key)),
+        targeted("device-csr", build(key, san=[x509.DNSName(DEVICE)])),
+        targeted("device-csr", build(key, san=[x509.UniformResourceIdentifier("urn:example:sensor-7")])),
+        targeted("device-csr", build(key, cn="sensor 7", san=[x509.UniformResourceIdentifier(client_uri("sensor 7"))]),
+                 name="sensor 7"),
+    }
+    assert reached == set(EXERCISES["device-csr"].hints)
+
+
+_CERT: list[x509.Certificate] = []
+
+
+def load_certificate_for_test() -> x509.Certificate:
+    """Any certificate (a CA's would do): the device sends a request, not a certificate."""
+    if not _CERT:
+        from mqtt_pki_lab.ca import create_ca_certificate
+
+        _CERT.append(create_ca_certificate(generate_key()))
+    return _CERT[0]
+
+
+def test_device_travels() -> None:
+    for answer in ("client.csr", "client/client.csr", " CSR ", "sensor-7.csr"):
+        assert check("device-travels", answer).correct
+    reached = {targeted("device-travels", a) for a in ("client.key", "client.crt", "ca.crt", "ca/ca.key")}
+    assert reached == set(EXERCISES["device-travels"].hints)
+
+
+def test_client_username(built_lab: Path) -> None:
+    cert = load_certificate(built_lab / "client" / "client.crt")
+    assert check("client-username", "client", cert=cert).correct
+    assert check("client-username", DEVICE).correct
+    assert check("client-username", "CN=sensor-7").correct
+    reached = {targeted("client-username", a) for a in (
+        client_uri(DEVICE), "mqtt-pki-lab", "CN=sensor-7,O=mqtt-pki-lab", "MQTT Lab Root CA", "client.crt",
+        "Sensor-7")}
+    assert reached == set(EXERCISES["client-username"].hints)
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+@pytest.mark.parametrize("garbage", [42, "", [], [None], {"a": 1}, b"\x00", object(), Explodes(), 3.5, True])
+def test_garbage_gets_a_sentence(exercise_id: str, garbage: object) -> None:
+    verdict = check(exercise_id, garbage)
+    assert not verdict.correct and verdict.answered
+    assert verdict.message.startswith("Not yet.") and "Traceback" not in verdict.message
+
+
+def test_the_device_workflow_of_the_notebook(built_lab: Path, tmp_path: Path) -> None:
+    """Key and CSR made in a device folder; the CA signs just the CSR; the key never enters the lab."""
+    from mqtt_pki_lab.keys import save_key
+    from mqtt_pki_lab.pem import save_pem
+
+    device = tmp_path / "device"
+    device.mkdir()
+    key = generate_key()
+    save_key(key, device / "client.key")
+    csr = create_csr(key, "client", [DEVICE])
+    save_pem(csr, device / "client.csr")
+    assert (device / "client.key").stat().st_mode & 0o777 == 0o600
+    ca_key, ca = load_private_key(built_lab / "ca" / "ca.key"), load_certificate(built_lab / "ca" / "ca.crt")
+    cert = sign_csr(x509.load_pem_x509_csr((device / "client.csr").read_bytes()), ca, ca_key, "client")
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == DEVICE
+    assert cert.public_key() == key.public_key()
+    assert not any(p.name == "client.key" and device in p.parents for p in built_lab.rglob("*"))
+
+
+@pytest.mark.parametrize("question_id", ["client-eku"])
+def test_the_quiz_questions_of_this_notebook_have_a_hint_for_each_wrong_choice(question_id: str) -> None:
+    from mqtt_pki_lab.exercises import QUESTIONS
+
+    question = QUESTIONS[question_id]
+    assert question.notebook == "04_client_certificate.ipynb" and EXERCISES[question_id].notebook == question.notebook
+    assert check(question_id, sorted(question.answers)).correct
+    assert set(question.wrong) == {c.lower() for c in question.choices} - {a.lower() for a in question.answers}
+    for choice, hint in question.wrong.items():
+        assert check(question_id, choice).message == f"Not quite. Hint: {hint}"

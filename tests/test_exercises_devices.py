@@ -1,0 +1,161 @@
+"""The exercises of notebook 12 (your own devices): right answers pass, each targeted hint is reachable,
+garbage gets a sentence, never a traceback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mqtt_pki_lab.coursework import workdir
+from mqtt_pki_lab.exercises import EXERCISES, Feedback
+from mqtt_pki_lab.exercises.devices import broker_san
+from mqtt_pki_lab.steps import BuildOptions, Lab
+
+IDS = ("devices-own-lab", "devices-pub-command")
+NAMES = ("mqtt.home.arpa", "192.168.1.50")
+
+
+def check(exercise_id: str, answer: object, **context: object) -> Feedback:
+    """Judge with the exercise itself (importing the module registered it; no other module is loaded)."""
+    return EXERCISES[exercise_id].check(answer, **context)
+
+
+def fits(text: str, template: str) -> bool:
+    """True when ``text`` is ``template`` with its ``{fields}`` filled in."""
+    pattern = ".*".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template))
+    return re.fullmatch(pattern, text, re.DOTALL) is not None
+
+
+def hint_of(exercise_id: str, answer: object, **context: object) -> str:
+    verdict = check(exercise_id, answer, **context)
+    assert not verdict.correct and verdict.message.startswith("Not yet. Hint: "), verdict.message
+    return verdict.message.removeprefix("Not yet. Hint: ")
+
+
+class Explodes:
+    def __str__(self) -> str:
+        raise RuntimeError("boom")
+
+    def __fspath__(self) -> str:
+        raise RuntimeError("boom")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lab with the broker names of a home network, and the course lab, both built once."""
+    root = tmp_path_factory.mktemp("home") / "my-devices"
+    lab = Lab(root, BuildOptions(server_names=NAMES))
+    lab.build_all()
+    lab.add_client("thermostat")
+    course = tmp_path_factory.mktemp("course") / "pki"
+    Lab(course).build_all()
+    return root.parent
+
+
+@pytest.fixture
+def mine(built: Path) -> Lab:
+    """The home lab, copied into this test's course work folder."""
+    target = workdir() / "my-devices"
+    if not target.exists():
+        shutil.copytree(built / "my-devices", target)
+    return Lab(target)
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+@pytest.mark.parametrize("garbage", ["", 42, [], {}, Explodes(), 3.5, b"x", True])
+def test_garbage_gets_a_sentence(exercise_id: str, garbage: object) -> None:
+    verdict = check(exercise_id, garbage)
+    assert not verdict.correct and verdict.answered
+    assert verdict.message.endswith((".", "?", ")")), verdict.message
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+def test_not_answered(exercise_id: str) -> None:
+    assert not check(exercise_id, ...).answered and not check(exercise_id, None).answered
+
+
+def test_broker_san_lists_host_names_only(mine: Lab) -> None:
+    assert broker_san(mine.root) == [*NAMES, "localhost", "127.0.0.1", "::1"]
+    assert broker_san(mine.root.parent / "nowhere") is None
+
+
+def test_own_lab(mine: Lab, tmp_path: Path, built: Path) -> None:
+    assert EXERCISES["devices-own-lab"].notebook == "12_your_own_devices.ipynb"
+    assert check("devices-own-lab", mine).correct
+    assert check("devices-own-lab", str(mine.root), name="192.168.1.50").correct
+    assert "LAN IP" not in check("devices-own-lab", mine).message
+    outside = hint_of("devices-own-lab", built / "my-devices")
+    assert fits(outside, EXERCISES["devices-own-lab"].hints[0]) and "course.workdir()" in outside
+    course_lab = workdir() / "pki"
+    shutil.copytree(next(built.parent.glob("course*")) / "pki", course_lab)
+    assert "your course lab" in hint_of("devices-own-lab", Lab(course_lab))
+    empty = Lab(workdir() / "not-built")
+    assert "no broker certificate" in hint_of("devices-own-lab", empty)
+    local = workdir() / "local-only"
+    shutil.copytree(course_lab, local)
+    assert "only the local names" in hint_of("devices-own-lab", Lab(local))
+    assert "Hostname mismatch" in hint_of("devices-own-lab", mine, name="mqtt.example.com")
+    assert "not a valid host name" in hint_of("devices-own-lab", mine, name="my broker")
+
+
+def test_own_lab_that_fails_verify_says_why(mine: Lab) -> None:
+    broken = workdir() / "broken-devices"
+    shutil.copytree(mine.root, broken)
+    shutil.copyfile(broken / "broker" / "server.crt", broken / "client" / "ca.crt")  # trusts the wrong file
+    text = hint_of("devices-own-lab", Lab(broken))
+    assert text.startswith("verify broken-devices with hostname 'mqtt.home.arpa' fails"), text
+
+
+def pub(root: Path, *extra: str, client: str = "client", host: str = "mqtt.home.arpa") -> str:
+    folder = root / client
+    return " ".join(["mosquitto_pub", "-h", host, "-p", "8883", "--cafile", str(folder / "ca.crt"),
+                     "--cert", str(folder / "client.crt"), "--key", str(folder / "client.key"),
+                     "-t", "lab/hello", "-m", "'hello there'", *extra])
+
+
+def test_pub_command_right(mine: Lab) -> None:
+    assert check("devices-pub-command", pub(mine.root), lab=mine).correct
+    assert check("devices-pub-command", pub(mine.root, client="clients/thermostat"), lab=mine).correct
+    without_port = pub(mine.root).replace("-p 8883 ", "")
+    assert "default with TLS" in check("devices-pub-command", without_port, lab=mine).message
+    assert check("devices-pub-command", pub(mine.root, host="192.168.1.50"), lab=mine).correct
+    assert check("devices-pub-command", "mosquitto_pub --host=mqtt.home.arpa --cafile=c/ca.crt --cert c/client.crt "
+                                        "--key c/client.key --topic t -m m").correct
+
+
+def test_pub_command_hints(mine: Lab) -> None:
+    root, hints = mine.root, EXERCISES["devices-pub-command"].hints
+    line = pub(root)
+    cases = {
+        "start with the program": "mosquitto_sub -h x",
+        "does not use TLS": re.sub(r"--cafile \S+ ", "", line),
+        "public CAs": re.sub(r"--cafile \S+ ", "--tls-use-os-certs ", line),
+        "CA's secret": line.replace(str(root / "client" / "ca.crt"), str(root / "ca" / "ca.key")),
+        "not client.crt": line.replace(f"--cafile {root / 'client' / 'ca.crt'}",
+                                       f"--cafile {root / 'client' / 'client.crt'}"),
+        "switches off the check": pub(root, "--insecure"),
+        "1883 is plain": line.replace("-p 8883", "-p 1883"),
+        "give --cert": re.sub(r"--cert \S+ ", "", line),
+        "give --key": re.sub(r"--key \S+ ", "", line),
+        "swapped or wrong": line.replace("--cert " + str(root / "client" / "client.crt"),
+                                         "--cert " + str(root / "client" / "client.key")),
+        "broker's file": line.replace(str(root / "client" / "client.crt"), str(root / "broker" / "server.crt")),
+        "different folders": line.replace(str(root / "client" / "client.key"),
+                                          str(root / "clients" / "thermostat" / "client.key")),
+        "give -h": line.replace("-h mqtt.home.arpa ", ""),
+        "not in the broker certificate": pub(root, host="mqtt.example.com"),
+        "needs a topic": line.replace("-t lab/hello ", ""),
+    }
+    reached = set()
+    for words, answer in cases.items():
+        text = hint_of("devices-pub-command", answer, lab=mine)
+        assert words in text, (words, text)
+        found = [h for h in hints if fits(text, h)]
+        assert found, text
+        reached.update(found)
+    assert reached == set(hints)
+    assert "could not read" in hint_of("devices-pub-command", "mosquitto_pub -m 'unclosed", lab=mine)
+    assert "not a valid host name" in hint_of("devices-pub-command", pub(root, host="my_broker!"), lab=mine)
