@@ -78,9 +78,10 @@ def prove_commands(broker: tuple[LabFile, LabFile, LabFile], client: tuple[LabFi
     ``s_client`` dials: the commands start the broker in the background, wait until its log says ``ACCEPT``
     (or it has died), then connect. ``-www`` keeps ``s_server`` from reading the terminal (a background job
     that reads it is stopped by the shell); ``-naccept 1`` makes it exit after the one handshake. Each side
-    then says whether its handshake was done: read both, since in TLS 1.3 the client may finish before the
-    broker has checked the client's certificate (RFC 8446 §4.4.2), and ``s_server`` exits 0 either way, so the
-    broker's verdict is read from its log. Add ``-msg`` to ``s_client`` to see the messages.
+    then says whether its handshake was done, and the last command exits 1 if either failed. Read both: in
+    TLS 1.3 the client may finish before the broker has checked the client's certificate (RFC 8446 §4.4.2),
+    and ``s_server`` exits 0 either way, so the broker's verdict is read from its log. Add ``-msg`` to
+    ``s_client`` to see the messages.
     """
     ca, crt, key = (shlex.quote(f.relpath) for f in broker)
     cca, ccrt, ckey = (shlex.quote(f.relpath) for f in client)
@@ -93,11 +94,11 @@ def prove_commands(broker: tuple[LabFile, LabFile, LabFile], client: tuple[LabFi
         "until grep -q ACCEPT \"$log\" || ! kill -0 $server 2>/dev/null; do sleep 0.1; done",
         f"openssl s_client -brief -connect 127.0.0.1:{port} -servername {hostname} -cert {ccrt} -key {ckey} \\",
         f"  -CAfile {cca} -verify_return_error -x509_strict {check} </dev/null \\",
-        "  && echo 'client: handshake done' || echo 'client: handshake FAILED'",
+        "  && echo 'client: handshake done' || { echo 'client: handshake FAILED'; failed=1; }",
         "wait $server",
-        "grep -q error \"$log\" && { echo 'broker: handshake FAILED:'; grep error \"$log\"; } \\",
-        "  || echo 'broker: handshake done'",
-        "rm -f \"$log\"",
+        "if grep -q error \"$log\"; then echo 'broker: handshake FAILED:'; grep error \"$log\"; failed=1;",
+        "else echo 'broker: handshake done'; fi",
+        "rm -f \"$log\"; (exit ${failed:-0})",
     ])
 
 

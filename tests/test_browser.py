@@ -61,7 +61,8 @@ class JupyterLabServer:
     log: Path
 
     def lab_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """The notebook in a fresh workspace (``reset``: no tabs of earlier notebooks come back)."""
+        return f"{self.url}/lab/tree/{path}?reset&token={self.token}"
 
     def api(self, path: str, method: str = "GET") -> object:
         request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
@@ -171,9 +172,12 @@ def page() -> Iterator[playwright_api.Page]:
 # --- what the page shows, read in the browser ------------------------------------------------------------------
 
 ALL_CELLS_RUN = """() => {
-    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
-    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+    const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
+    if (cells.some(c => c.querySelector("[data-mime-type='application/vnd.jupyter.error']"))) return 'error';
+    const prompts = cells.map(c => c.querySelector('.jp-InputPrompt'));
+    return prompts.length > 0 && prompts.every(p => p && /\\[\\d+\\]/.test(p.textContent)) ? 'done' : false;
 }"""
+
 
 def wait_for_kernel(server: JupyterLabServer, notebook: str, timeout: float = 120) -> None:
     """Wait until the server runs an idle kernel for ``notebook`` (before that, *Run All* asks for a kernel)."""
@@ -227,7 +231,10 @@ def open_and_run(page: playwright_api.Page, server: JupyterLabServer, notebook: 
     wait_for_kernel(server, notebook)
     page.locator(".jp-NotebookPanel [data-status='idle']").first.wait_for()  # and the page is connected to it
     run_all_cells(page)
-    page.wait_for_function(ALL_CELLS_RUN, timeout=240_000)
+    outcome = page.wait_for_function(ALL_CELLS_RUN, timeout=240_000).json_value()
+    if outcome == "error":
+        failed = page.locator(".jp-CodeCell", has=page.locator(ERROR_OUTPUTS)).first.inner_text()
+        pytest.fail(f"{notebook}: a cell failed in JupyterLab:\n{failed[-3000:]}")
     page.locator(".jp-NotebookPanel [data-status='idle']").first.wait_for(timeout=240_000)
 
 

@@ -8,7 +8,6 @@ refused at security level 2, and a client that skips the name check lets any cer
 from __future__ import annotations
 
 import ipaddress
-import re
 import ssl
 import subprocess
 from pathlib import Path
@@ -19,9 +18,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from exercise_helpers import check, garbage_tests, targeted
 
 from mqtt_pki_lab.certificates import issue
-from mqtt_pki_lab.exercises import EXERCISES, Feedback
+from mqtt_pki_lab.exercises import EXERCISES
 from mqtt_pki_lab.exercises.broker import CSR_ASKS, POLICY_GRANTS
 from mqtt_pki_lab.handshake import handshake_contexts
 from mqtt_pki_lab.keys import generate_key, load_private_key, save_key
@@ -30,40 +30,6 @@ from mqtt_pki_lab.profile import leaf_extensions, validity
 from mqtt_pki_lab.sign import sign_csr
 
 IDS = ("broker-names", "broker-eku", "csr-policy")
-
-
-def check(exercise_id: str, answer: object, **context: object) -> Feedback:
-    return EXERCISES[exercise_id].check(answer, **context)
-
-
-class Explodes:
-    """An answer whose every use raises."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("boom")
-
-    def __iter__(self):
-        raise RuntimeError("boom")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("boom")
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _same_template(text: str, template: str) -> bool:
-    pattern = ".*".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template))
-    return re.fullmatch(pattern, text, re.DOTALL) is not None
-
-
-def targeted(exercise_id: str, answer: object, **context: object) -> str:
-    """The listed targeted hint that ``answer`` earns (the test fails if it earns none, or is right)."""
-    verdict = check(exercise_id, answer, **context)
-    assert not verdict.correct and verdict.message.startswith("Not yet. Hint: "), verdict.message
-    text = verdict.message.removeprefix("Not yet. Hint: ")
-    found = [h for h in EXERCISES[exercise_id].hints if _same_template(text, h)]
-    assert found, f"{answer!r} earned a hint that is not listed: {text}"
-    return found[0]
 
 
 def server_crt(root: Path) -> x509.Certificate:
@@ -155,17 +121,7 @@ def test_csr_policy_targeted_hints_cover_the_list() -> None:
     assert sorted(POLICY_GRANTS) == ["mqtt.lab.example", "printer.lab.example"]
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-@pytest.mark.parametrize("garbage", [42, "", [], [None], {"a": 1}, b"\x00", object(), Explodes(), 3.5, True])
-def test_garbage_gets_a_sentence(exercise_id: str, garbage: object) -> None:
-    verdict = check(exercise_id, garbage)
-    assert not verdict.correct and verdict.answered
-    assert verdict.message.startswith("Not yet.") and "Traceback" not in verdict.message
-
-
-def test_the_placeholder_is_not_an_answer() -> None:
-    for exercise_id in IDS:
-        assert not check(exercise_id, ...).answered
+test_garbage_gets_a_sentence, test_the_placeholder_is_not_an_answer = garbage_tests(IDS)
 
 
 # --- the facts notebook 03 states --------------------------------------------------------------------------------
@@ -241,18 +197,6 @@ def test_rsa_below_2048_bits_is_refused_at_security_level_2(built_lab: Path, tmp
                            "-cert", str(weak[0]), "-key", str(weak[1])], capture_output=True, text=True,
                           timeout=30, stdin=subprocess.DEVNULL)
     assert "ee key too small" in done.stderr and done.returncode != 0
-
-
-@pytest.mark.parametrize("question_id", ["csr-contents", "san-why"])
-def test_the_quiz_questions_of_this_notebook_have_a_hint_for_each_wrong_choice(question_id: str) -> None:
-    from mqtt_pki_lab.exercises import QUESTIONS
-
-    question = QUESTIONS[question_id]
-    assert question.notebook == "03_broker_certificate.ipynb" and EXERCISES[question_id].notebook == question.notebook
-    assert check(question_id, sorted(question.answers)).correct
-    assert set(question.wrong) == {c.lower() for c in question.choices} - {a.lower() for a in question.answers}
-    for choice, hint in question.wrong.items():
-        assert check(question_id, choice).message == f"Not quite. Hint: {hint}"
 
 
 def test_a_broker_certificate_without_server_auth_is_refused_for_its_purpose(built_lab: Path, tmp_path: Path) -> None:

@@ -3,16 +3,15 @@ by a wrong answer that earns it, garbage gets a sentence; and the device workflo
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
+from exercise_helpers import check, garbage_tests, targeted
 
 from mqtt_pki_lab.csr import create_csr
-from mqtt_pki_lab.exercises import EXERCISES, Feedback
+from mqtt_pki_lab.exercises import EXERCISES
 from mqtt_pki_lab.exercises.client import DEVICE
 from mqtt_pki_lab.keys import generate_key, load_private_key
 from mqtt_pki_lab.pem import load_certificate
@@ -20,39 +19,6 @@ from mqtt_pki_lab.profile import client_uri
 from mqtt_pki_lab.sign import sign_csr
 
 IDS = ("device-csr", "device-travels", "client-username")
-
-
-def check(exercise_id: str, answer: object, **context: object) -> Feedback:
-    return EXERCISES[exercise_id].check(answer, **context)
-
-
-class Explodes:
-    """An answer whose every use raises."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("boom")
-
-    def __iter__(self):
-        raise RuntimeError("boom")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("boom")
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _same_template(text: str, template: str) -> bool:
-    pattern = ".*".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template))
-    return re.fullmatch(pattern, text, re.DOTALL) is not None
-
-
-def targeted(exercise_id: str, answer: object, **context: object) -> str:
-    verdict = check(exercise_id, answer, **context)
-    assert not verdict.correct and verdict.message.startswith("Not yet. Hint: "), verdict.message
-    text = verdict.message.removeprefix("Not yet. Hint: ")
-    found = [h for h in EXERCISES[exercise_id].hints if _same_template(text, h)]
-    assert found, f"{answer!r} earned a hint that is not listed: {text}"
-    return found[0]
 
 
 def build(key, cn: str | None = DEVICE, san: list[x509.GeneralName] | None = None) -> x509.CertificateSigningRequest:
@@ -140,12 +106,7 @@ def test_client_username(built_lab: Path) -> None:
     assert reached == set(EXERCISES["client-username"].hints)
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-@pytest.mark.parametrize("garbage", [42, "", [], [None], {"a": 1}, b"\x00", object(), Explodes(), 3.5, True])
-def test_garbage_gets_a_sentence(exercise_id: str, garbage: object) -> None:
-    verdict = check(exercise_id, garbage)
-    assert not verdict.correct and verdict.answered
-    assert verdict.message.startswith("Not yet.") and "Traceback" not in verdict.message
+test_garbage_gets_a_sentence, test_the_placeholder_is_not_answered = garbage_tests(IDS)
 
 
 def test_the_device_workflow_of_the_notebook(built_lab: Path, tmp_path: Path) -> None:
@@ -165,15 +126,3 @@ def test_the_device_workflow_of_the_notebook(built_lab: Path, tmp_path: Path) ->
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == DEVICE
     assert cert.public_key() == key.public_key()
     assert not any(p.name == "client.key" and device in p.parents for p in built_lab.rglob("*"))
-
-
-@pytest.mark.parametrize("question_id", ["client-eku"])
-def test_the_quiz_questions_of_this_notebook_have_a_hint_for_each_wrong_choice(question_id: str) -> None:
-    from mqtt_pki_lab.exercises import QUESTIONS
-
-    question = QUESTIONS[question_id]
-    assert question.notebook == "04_client_certificate.ipynb" and EXERCISES[question_id].notebook == question.notebook
-    assert check(question_id, sorted(question.answers)).correct
-    assert set(question.wrong) == {c.lower() for c in question.choices} - {a.lower() for a in question.answers}
-    for choice, hint in question.wrong.items():
-        assert check(question_id, choice).message == f"Not quite. Hint: {hint}"

@@ -8,39 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from exercise_helpers import check, fits, garbage_tests, hint_of, targeted
 
 from mqtt_pki_lab.coursework import workdir
-from mqtt_pki_lab.exercises import EXERCISES, Feedback
+from mqtt_pki_lab.exercises import EXERCISES
 from mqtt_pki_lab.exercises.devices import broker_san
 from mqtt_pki_lab.steps import BuildOptions, Lab
 
 IDS = ("devices-own-lab", "devices-pub-command")
 NAMES = ("mqtt.home.arpa", "192.168.1.50")
-
-
-def check(exercise_id: str, answer: object, **context: object) -> Feedback:
-    """Judge with the exercise itself (importing the module registered it; no other module is loaded)."""
-    return EXERCISES[exercise_id].check(answer, **context)
-
-
-def fits(text: str, template: str) -> bool:
-    """True when ``text`` is ``template`` with its ``{fields}`` filled in."""
-    pattern = ".*".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template))
-    return re.fullmatch(pattern, text, re.DOTALL) is not None
-
-
-def hint_of(exercise_id: str, answer: object, **context: object) -> str:
-    verdict = check(exercise_id, answer, **context)
-    assert not verdict.correct and verdict.message.startswith("Not yet. Hint: "), verdict.message
-    return verdict.message.removeprefix("Not yet. Hint: ")
-
-
-class Explodes:
-    def __str__(self) -> str:
-        raise RuntimeError("boom")
-
-    def __fspath__(self) -> str:
-        raise RuntimeError("boom")
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +40,7 @@ def mine(built: Path) -> Lab:
     return Lab(target)
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-@pytest.mark.parametrize("garbage", ["", 42, [], {}, Explodes(), 3.5, b"x", True])
-def test_garbage_gets_a_sentence(exercise_id: str, garbage: object) -> None:
-    verdict = check(exercise_id, garbage)
-    assert not verdict.correct and verdict.answered
-    assert verdict.message.endswith((".", "?", ")")), verdict.message
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_not_answered(exercise_id: str) -> None:
-    assert not check(exercise_id, ...).answered and not check(exercise_id, None).answered
+test_garbage_gets_a_sentence, test_not_answered = garbage_tests(IDS)
 
 
 def test_broker_san_lists_host_names_only(mine: Lab) -> None:
@@ -149,13 +115,7 @@ def test_pub_command_hints(mine: Lab) -> None:
         "not in the broker certificate": pub(root, host="mqtt.example.com"),
         "needs a topic": line.replace("-t lab/hello ", ""),
     }
-    reached = set()
-    for words, answer in cases.items():
-        text = hint_of("devices-pub-command", answer, lab=mine)
-        assert words in text, (words, text)
-        found = [h for h in hints if fits(text, h)]
-        assert found, text
-        reached.update(found)
+    reached = {targeted("devices-pub-command", answer, says=words, lab=mine) for words, answer in cases.items()}
     assert reached == set(hints)
     assert "could not read" in hint_of("devices-pub-command", "mosquitto_pub -m 'unclosed", lab=mine)
     assert "not a valid host name" in hint_of("devices-pub-command", pub(root, host="my_broker!"), lab=mine)

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from exercise_helpers import assert_every_hint_reached, garbage_tests, message_of
 
 from mqtt_pki_lab.exercises import EXERCISES, check, load_all
 from mqtt_pki_lab.exercises.foundations import (
@@ -33,21 +34,6 @@ load_all()
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
 MESSAGE = b"sensor-1: temperature 21.5 C"
-
-
-class Boom:
-    """An answer that raises whatever is done with it."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("boom")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("boom")
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __iter__(self) -> Any:
-        raise RuntimeError("boom")
 
 
 def builder_function(*, subject: bool = True, issuer: str = "self", public: str = "public", signer: str = "key",
@@ -76,17 +62,6 @@ def builder_function(*, subject: bool = True, issuer: str = "self", public: str 
 def unfinished(key: Any, common_name: str) -> x509.Certificate:
     """make_certificate as the notebook hands it out: with `...` still in it."""
     return x509.CertificateBuilder().subject_name(...).sign(key, hashes.SHA256())  # type: ignore[arg-type]
-
-
-def message_of(answer: Any, exercise: str, **context: Any) -> str:
-    feedback = check(exercise, answer, **context)
-    assert not feedback.correct, (exercise, answer)
-    return feedback.message
-
-
-def assert_every_hint_reached(exercise: str, messages: list[str]) -> None:
-    for hint in EXERCISES[exercise].hints:
-        assert any(hint in m for m in messages), (exercise, hint)
 
 
 # --- 00: secret-files ---------------------------------------------------------------------------------------
@@ -268,19 +243,8 @@ CONTEXTS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("exercise", sorted(CONTEXTS))
-@pytest.mark.parametrize("garbage", ["", 42, [], {}, 3.5, b"\x00", Boom(), object(), ["x", 1]])
-def test_garbage_gets_a_sentence_never_a_traceback(exercise: str, garbage: Any) -> None:
-    feedback = check(exercise, garbage, **CONTEXTS[exercise])
-    assert not feedback.correct and feedback.message.strip().endswith((".", ")", "?", "!")), feedback.message
-    assert len(feedback.message) < 600
-
-
-@pytest.mark.parametrize("exercise", sorted(CONTEXTS))
-def test_the_placeholder_is_not_answered_yet(exercise: str) -> None:
-    for unanswered in (..., None):
-        feedback = check(exercise, unanswered, **CONTEXTS[exercise])
-        assert not feedback.correct and not feedback.answered
+test_garbage_gets_a_sentence_never_a_traceback, test_the_placeholder_is_not_answered_yet = garbage_tests(
+    sorted(CONTEXTS), CONTEXTS, judge=check)
 
 
 def test_each_exercise_belongs_to_its_notebook_and_lists_its_hints() -> None:

@@ -4,49 +4,15 @@ transcript, so the exercises cannot drift from what the handshake really does.""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import pytest
+from exercise_helpers import check, garbage_tests, targeted
 
-from mqtt_pki_lab.exercises import EXERCISES, Feedback
+from mqtt_pki_lab.exercises import EXERCISES
 from mqtt_pki_lab.exercises.prove import BROKER_FLIGHT, CLIENT_MESSAGES
 from mqtt_pki_lab.handshake import handshake_transcript
 
 IDS = ("broker-flight", "proof-of-key", "client-messages", "trust-fix")
-
-
-def check(exercise_id: str, answer: object, **context: object) -> Feedback:
-    return EXERCISES[exercise_id].check(answer, **context)
-
-
-class Explodes:
-    """An answer whose every use raises."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("boom")
-
-    def __iter__(self):
-        raise RuntimeError("boom")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("boom")
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _same_template(text: str, template: str) -> bool:
-    pattern = ".*".join(re.escape(part) for part in re.split(r"\{[^}]*\}", template))
-    return re.fullmatch(pattern, text, re.DOTALL) is not None
-
-
-def targeted(exercise_id: str, answer: object, **context: object) -> str:
-    verdict = check(exercise_id, answer, **context)
-    assert not verdict.correct and verdict.message.startswith("Not yet. Hint: "), verdict.message
-    text = verdict.message.removeprefix("Not yet. Hint: ")
-    found = [h for h in EXERCISES[exercise_id].hints if _same_template(text, h)]
-    assert found, f"{answer!r} earned a hint that is not listed: {text}"
-    return found[0]
 
 
 def test_the_exercises_belong_to_notebook_05() -> None:
@@ -122,21 +88,4 @@ def test_trust_fix() -> None:
     assert reached == set(EXERCISES["trust-fix"].hints)
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-@pytest.mark.parametrize("garbage", [42, "", [], [None], {"a": 1}, b"\x00", object(), Explodes(), 3.5, True])
-def test_garbage_gets_a_sentence(exercise_id: str, garbage: object) -> None:
-    verdict = check(exercise_id, garbage)
-    assert not verdict.correct and verdict.answered
-    assert verdict.message.startswith("Not yet.") and "Traceback" not in verdict.message
-
-
-@pytest.mark.parametrize("question_id", ["broker-needs"])
-def test_the_quiz_questions_of_this_notebook_have_a_hint_for_each_wrong_choice(question_id: str) -> None:
-    from mqtt_pki_lab.exercises import QUESTIONS
-
-    question = QUESTIONS[question_id]
-    assert question.notebook == "05_hand_out_and_prove.ipynb" and EXERCISES[question_id].notebook == question.notebook
-    assert check(question_id, sorted(question.answers)).correct
-    assert set(question.wrong) == {c.lower() for c in question.choices} - {a.lower() for a in question.answers}
-    for choice, hint in question.wrong.items():
-        assert check(question_id, choice).message == f"Not quite. Hint: {hint}"
+test_garbage_gets_a_sentence, test_the_placeholder_is_not_answered = garbage_tests(IDS)

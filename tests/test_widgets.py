@@ -133,9 +133,23 @@ def test_quiz_widget_and_every_question_has_its_answers_among_choices() -> None:
     assert quiz.feedback.correct and "Right" in quiz.view.value
 
 
+@pytest.mark.parametrize("question_id", sorted(QUESTIONS))
+def test_every_question_is_asked_and_has_a_hint_for_each_wrong_choice(question_id: str) -> None:
+    from mqtt_pki_lab.course import NOTEBOOKS
+    from mqtt_pki_lab.exercises import EXERCISES
+
+    question = QUESTIONS[question_id]
+    assert question.notebook in {name for name, _ in NOTEBOOKS} and EXERCISES[question_id].notebook == question.notebook
+    assert check(question_id, sorted(question.answers)).correct
+    assert set(question.wrong) == {c.lower() for c in question.choices} - {a.lower() for a in question.answers}
+    for choice, hint in question.wrong.items():
+        assert check(question_id, choice).message == f"Not quite. Hint: {hint}"
+
+
 def test_answers_that_are_not_choices_get_guidance_not_errors() -> None:
     assert "not one of the choices" in check("ca-signs-with", "my.key").message
-    assert "Not answered yet" in check("ca-signs-with", None).message
+    assert "Not answered yet" in check("ca-signs-with", ...).message
+    assert "your answer is None" in check("ca-signs-with", None).message
     assert "No answer given" in check("ca-signs-with", []).message
     assert "There is no exercise 'nope'" in check("nope", "x").message
     assert "number of an arrow" in check_diagnosis("client-expired", "eleven").message

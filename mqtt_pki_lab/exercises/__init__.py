@@ -9,8 +9,8 @@ A notebook asks; this package judges, so the answers are not in the notebook a s
 Rules every exercise keeps (and the tests check for each one):
 
 * never a traceback: an answer that raises, has the wrong type or is garbage gets a sentence back;
-* ``...`` (the placeholder) and ``None`` are "not answered yet", not a wrong answer, so *Run All* on an
-  untouched notebook runs to the end;
+* ``...`` (the placeholder) is "not answered yet", not a wrong answer, so *Run All* on an untouched
+  notebook runs to the end; ``None`` is an answer (usually a function that forgot to ``return``) and is told so;
 * a wrong answer the exercise knows gets its own hint (:attr:`Exercise.hints` lists them, for the tests
   and for teachers); anything else gets the exercise's general hint;
 * every checked answer is recorded in ``progress.json`` (:mod:`mqtt_pki_lab.coursework`) for ``grade``.
@@ -92,9 +92,13 @@ class Exercise:
 
     def check(self, answer: Any, **context: Any) -> Feedback:
         """Judge ``answer``; never raises."""
-        if answer is Ellipsis or answer is None:
+        if answer is Ellipsis:
             return Feedback(False, "Not answered yet: replace ... with your answer and run the cell again.",
                             answered=False)
+        if answer is None:
+            return wrong("your answer is None. A function without a `return`, a method that found nothing, or "
+                         "a cell whose last line assigns instead of giving a value all give None: print what "
+                         "you computed, then pass the value itself.")
         try:
             verdict = self.judge(answer, **context)
         except Exception as error:  # a student's answer may be anything at all

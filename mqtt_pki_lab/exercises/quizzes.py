@@ -49,11 +49,6 @@ def _normalise(answer: str | Iterable[str] | None) -> set[str]:
     return {str(a).strip().lower() for a in items if str(a).strip()}
 
 
-def _q(id: str, prompt: str, choices: Iterable[str], answers: Iterable[str], hint: str, explanation: str
-       ) -> Question:
-    return Question(id, prompt, tuple(choices), frozenset(answers), hint, explanation)
-
-
 QUESTIONS: dict[str, Question] = {q.id: q for q in (
     # "secret-files" (00) is now a typed exercise in foundations.py; "self-signed" (01) is taught by notebook
     # 01's certificate builder and notebook 02's field-by-field reading of ca.crt.
@@ -67,34 +62,6 @@ QUESTIONS: dict[str, Question] = {q.id: q for q in (
                     "server.key": "server.key is the broker's own secret, and it never leaves broker/. The CA "
                                   "signs with its own key.",
                     "server.csr": "server.csr is what gets signed (the broker's request), not what signs it."}),
-    Question("csr-contents", "What does server.csr carry to the CA?",
-             ("the broker's private key", "the broker's public key and names", "ca.crt", "the client's key"),
-             frozenset({"the broker's public key and names"}),
-             "the CSR is sent to someone else. Would you send your secret?",
-             "The public key and the names the broker asks for, signed with server.key: that proves it holds "
-             "the key, not that it has a right to the names. The CA decides those.",
-             notebook="03_broker_certificate.ipynb",
-             wrong={"the broker's private key": "server.key never leaves broker/: whoever holds it *is* the "
-                                                "broker. The CSR carries the public half and is signed with "
-                                                "the private one.",
-                    "ca.crt": "ca.crt is the CA's own certificate; the CA already has it. The CSR is the "
-                              "broker's request.",
-                    "the client's key": "the broker's request has nothing of the client's; and no private key "
-                                        "ever travels."}),
-    Question("san-why", "Why does server.crt list localhost and 127.0.0.1 in its subjectAltName?",
-             ("so clients that dial those names accept it", "to encrypt the traffic", "so the CA can find it",
-              "it is required by MQTT"),
-             frozenset({"so clients that dial those names accept it"}),
-             "what does a client compare with the name it connected to?",
-             "A client checks that the broker's certificate lists the name it dialled (RFC 6125); otherwise: "
-             "hostname mismatch.",
-             notebook="03_broker_certificate.ipynb",
-             wrong={"to encrypt the traffic": "the encryption keys come from the handshake's key exchange; names "
-                                              "in a certificate say *who* the broker is.",
-                    "so the ca can find it": "a CA never looks a certificate up by name; it signs once "
-                                                     "and is done. Who reads the names at every connection?",
-                    "it is required by mqtt": "MQTT knows nothing of certificates: the name check is TLS's "
-                                              "(RFC 6125), done by the client before MQTT starts."}),
     Question("broker-needs", "Which three files does the broker need to operate?",
              ("ca.crt", "ca.key", "server.key", "server.csr", "server.crt", "client.crt"),
              frozenset({"ca.crt", "server.key", "server.crt"}),
@@ -106,24 +73,6 @@ QUESTIONS: dict[str, Question] = {q.id: q for q in (
                     "server.csr": "the CSR's job ended when the CA signed it; the broker never sends it again.",
                     "client.crt": "each client presents its own certificate in the handshake; the broker keeps "
                                   "none of them, only the CA's certificate to check them with."}),
-    Question("client-eku", "Which extendedKeyUsage must client.crt have for mutual TLS?",
-             ("serverAuth", "clientAuth", "codeSigning", "none"), frozenset({"clientAuth"}),
-             "the broker checks that the certificate is meant for a TLS client.",
-             "clientAuth only: a client certificate cannot then pretend to be a broker.",
-             notebook="04_client_certificate.ipynb",
-             wrong={"serverauth": "serverAuth is the broker's purpose. A client certificate with it could "
-                                  "pose as a broker to every other client of the CA.",
-                    "codesigning": "codeSigning is for signing software; OpenSSL refuses a TLS client "
-                                   "certificate whose extendedKeyUsage lacks clientAuth.",
-                    "none": "a certificate without extendedKeyUsage may be used for any purpose (RFC 5280 "
-                            "§4.2.1.12), including posing as a broker. Name the one purpose it has."}),
-    _q("new-ca-effect", "What happens to server.crt and client.crt if you make a new CA (new ca.key)?",
-       ("nothing", "they are orphaned: nobody trusting the new ca.crt accepts them",
-        "they are re-signed automatically", "they expire"),
-       ("they are orphaned: nobody trusting the new ca.crt accepts them",),
-       "who signed server.crt, and which key does the new ca.crt carry?",
-       "They were signed by the old ca.key: peers that trust the new ca.crt refuse them. That is why "
-       "build refuses to replace a CA without --force."),
 )}
 
 
