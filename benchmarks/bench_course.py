@@ -4,7 +4,7 @@ Every notebook of the course (and the solutions) is executed top to bottom in a 
 working folder, as a student would run them; the floor is the same number of notebooks with one empty
 code cell each (kernel start and stop, nothing else). Repeated and interleaved; medians printed.
 
-Targets: course <= 2x the floor, and under 60 s on a 2-core machine.
+Targets: course <= 2x the floor, and under 90 s on a 2-core machine (issue 10).
 
     python benchmarks/bench_course.py [--repeat 3] [--no-dot]
 """
@@ -20,11 +20,13 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbrun import execute_notebook
 
 from mqtt_pki_lab.course import NOTEBOOKS
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+sys.path.insert(0, str(REPO / "tests"))  # nbrun: the notebook runner the tests use
+from nbrun import execute_notebook  # noqa: E402
 
 
 def course_notebooks() -> list[Path]:
@@ -70,7 +72,7 @@ def main() -> int:
     print(f"floor (empty nbs)   : median {floor_s:6.1f} s  (runs: {', '.join(f'{t:.1f}' for t in times['floor'])})")
     ratio = course_s / floor_s
     print(f"course / floor = {ratio:.2f} (target <= 2.0) {'OK' if ratio <= 2.0 else 'MISSED'}; "
-          f"course {'under' if course_s < 60 else 'OVER'} 60 s")
+          f"course {'under' if course_s < 90 else 'OVER'} 90 s")
     return 0
 
 

@@ -326,8 +326,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              Expected("not-yet-valid", 5, "broker/server.crt", "not valid yet", "not-yet-valid"),
              _window("broker", start_days=30, days=365)),
     Scenario("server-name-missing", "the broker's certificate lacks the name the client connects to",
-             f"server.crt's SAN lists only {OTHER_SERVER_NAME}: the CA dropped the names server.csr asked for "
-             "(as `openssl x509 -req` does without -copy_extensions).",
+             f"server.crt's SAN lists only {OTHER_SERVER_NAME}: the CA wrote other names than the "
+             "ones server.csr asked for (`openssl x509 -req` copies none "
+             "from a CSR unless told to: the CA writes each itself).",
              Expected("name-mismatch", 5, "broker/server.crt", "does not list", "name-mismatch"),
              _server_without_name),
     Scenario("server-cert-as-client", "the broker's certificate used as the client's",

@@ -470,7 +470,8 @@ def check_roles(files: LabFiles) -> list[Check]:
                       f"{eku_text(usages)}, and the {verifier} needs {EKU_NAMES[wanted]} (it was issued to "
                       f"'{display_name(cert.subject)}').",
                 f"have the CA sign {csr.relpath} with the {role.kind}'s profile (arrow {arrow_of(file)}); "
-                "each side uses its own certificate and key.", "wrong-purpose")))
+                "each side uses its own certificate and key (a key copied from another side has left its "
+                "folder: that side makes a new key and is signed again too).", "wrong-purpose")))
         elif bc is not None and bc.value.ca:
             checks.append(Check(name, "fail", "it is a CA certificate", file_diagnosis(
                 file, f"{file.relpath} is a CA certificate (basicConstraints CA:TRUE), not a {role.kind}'s.",
@@ -519,10 +520,11 @@ def check_name(files: LabFiles, hostname: str) -> list[Check]:
                                    f"connect with a name it lists, or make server.csr with --server-name "
                                    f"{hostname} (arrow 4) and have the CA sign it (arrow 5).", "name-mismatch")
     else:
-        asked = " server.csr asked for it: the CA dropped the names when signing (as `openssl x509 -req` does " \
-                "without -copy_extensions)." if csr is not None else ""
+        asked = " server.csr asked for it, but the CA did not write it into the certificate (`openssl x509 " \
+                "-req` copies no extension from a CSR: the CA writes each one itself)." if csr is not None else ""
         diagnosis = file_diagnosis(L.SERVER_CERT, problem + asked,
-                                   "have the CA sign server.csr again, keeping the names it asks for (arrow 5), "
+                                   "have the CA sign server.csr again, writing the names it approved into the "
+                                   "subjectAltName itself (arrow 5; in openssl: -extfile with subjectAltName), "
                                    "or connect with a name the certificate lists.", "name-mismatch")
     return [Check(name, "fail", lists, diagnosis)]
 

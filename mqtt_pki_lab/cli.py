@@ -221,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-name", default=DEFAULT_CA_NAME, help=f"the CA's Common Name (default: {DEFAULT_CA_NAME})")
     p.add_argument("--days", type=int, default=DEFAULT_LEAF_DAYS,
                    help=f"lifetime of the broker's and client's certificates (default: {DEFAULT_LEAF_DAYS}); this "
-                        f"lab's cap is {MAX_LEAF_DAYS}, the CA/Browser Forum's rule for public TLS certificates, "
-                        "followed by choice (private CAs are not bound by it)")
+                        f"lab's cap is {MAX_LEAF_DAYS}, its own choice (a figure from the public web's former "
+                        "398-day limit; a private CA is not bound by the CA/Browser Forum's rules)")
     p.add_argument("--ca-days", type=int, default=DEFAULT_CA_DAYS,
                    help=f"lifetime of the CA certificate (default: {DEFAULT_CA_DAYS}, at most {MAX_CA_DAYS})")
     p.add_argument("--passphrase-file", metavar="FILE", help="encrypt ca.key with the passphrase on FILE's first line")

@@ -479,6 +479,11 @@ def _node_statement(node: Node) -> str:
     return _attrs(**{"label": node.label, "tooltip": node.tooltip or node.name, **_node_look(node.look)})
 
 
+#: The largest drawing, in inches (width, height): a wider lab is scaled down to fit a notebook's output area
+#: (about 1000 px) instead of running off its right edge; a smaller one keeps its natural size.
+MAX_SIZE = "10.4,40"
+
+
 def scene_dot(scene: Scene) -> str:
     """The DOT source of a scene: one cluster per box, plain (non-HTML) labels, top to bottom.
 
@@ -487,6 +492,7 @@ def scene_dot(scene: Scene) -> str:
     """
     out = [f"digraph {scene.name} {{",
            "  graph " + _attrs(rankdir="TB", newrank="true", compound="true", fontname=FONT, fontsize=10,
+                               size=MAX_SIZE,
                                fontcolor=_MUTED, nodesep=0.22, ranksep=0.32, labelloc="b", label=scene.legend,
                                tooltip=f"mqtt-pki-lab: {scene.name.replace('_', ' ')}"),
            "  node " + _attrs(fontname=FONT, fontsize=10, margin="0.10,0.04", height=0.3),

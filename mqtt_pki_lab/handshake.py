@@ -293,6 +293,15 @@ class Transcript:
     recorded: bool = True
     """False when this Python cannot record messages (no ``SSLContext._msg_callback``): the handshake
     still ran, and :attr:`result` says how it went, but :attr:`messages` is empty."""
+    roles: bool = True
+    """Show what each message does or proves (a column of the table); :meth:`without_roles` hides it, so a
+    notebook can show the messages before it asks what they prove."""
+
+    def without_roles(self) -> Transcript:
+        """The same transcript, shown without the column that says what each message does or proves."""
+        from dataclasses import replace
+
+        return replace(self, roles=False)
 
     @property
     def handshake(self) -> tuple[TlsMessage, ...]:
@@ -304,9 +313,13 @@ class Transcript:
         return [m.name for m in self.handshake]
 
     def sender_of(self, name: str) -> str | None:
-        """Who sent the first message called ``name`` (``client`` or ``broker``), or None when nobody did."""
+        """Who sent the messages called ``name``: ``client``, ``broker``, ``both`` when each side sent one
+        (in mutual TLS 1.3: ``Certificate``, ``CertificateVerify`` and ``Finished``), or None when nobody did."""
         wanted = str(name).strip().lower()
-        return next((m.sender for m in self.messages if m.name.lower() == wanted), None)
+        senders = {m.sender for m in self.messages if m.name.lower() == wanted}
+        if len(senders) > 1:
+            return "both"
+        return next(iter(senders), None)
 
     def sent_by(self, side: str) -> list[str]:
         """The names of the handshake messages ``side`` (``client`` or ``broker``) sent, in order."""
@@ -317,12 +330,13 @@ class Transcript:
             return ("(this Python cannot record TLS messages: SSLContext._msg_callback is missing)\n"
                     f"{self.result}")
         width = max((len(m.name) for m in self.handshake), default=0)
-        lines = [f"{i:>2}. {m.sender:>6} -> {m.receiver:<6} {m.name:<{width}} "
-                 f"{'(encrypted)' if m.encrypted else '(in clear) '}  {m.proves}"
-                 for i, m in enumerate(self.handshake, 1)]
+        lines = [(f"{i:>2}. {m.sender:>6} -> {m.receiver:<6} {m.name:<{width}} "
+                  f"{'(encrypted)' if m.encrypted else '(in clear) '}" + (f"  {m.proves}" if self.roles else "")
+                  ).rstrip() for i, m in enumerate(self.handshake, 1)]
         after = len(self.messages) - len(self.handshake)
         if after:
-            lines.append(f"    then {after} NewSessionTicket from the broker: {MESSAGE_ROLES['NewSessionTicket']}")
+            role = f": {MESSAGE_ROLES['NewSessionTicket']}" if self.roles else " (after the handshake)"
+            lines.append(f"    then {after} NewSessionTicket from the broker{role}")
         verdict = (f"handshake PASSED ({self.result.tls_version})" if self.result.ok
                    else f"handshake FAILED: the {self.result.refused_by} refused: {self.result.reason}")
         return "\n".join([*lines, verdict])
@@ -334,13 +348,15 @@ class Transcript:
         if not self.recorded:
             return f"<pre>{escape(str(self))}</pre>"
         rows = "".join(f"<tr><td>{i}</td><td>{m.sender} → {m.receiver}</td><td><b>{escape(m.name)}</b></td>"
-                       f"<td>{'🔒' if m.encrypted else 'clear'}</td><td>{escape(m.proves)}</td></tr>"
+                       f"<td>{'🔒' if m.encrypted else 'clear'}</td>"
+                       + (f"<td>{escape(m.proves)}</td>" if self.roles else "") + "</tr>"
                        for i, m in enumerate(self.handshake, 1))
         after = len(self.messages) - len(self.handshake)
         note = f"then {after} NewSessionTicket from the broker (not part of the proof). " if after else ""
         verdict = (f"Handshake passed ({self.result.tls_version})." if self.result.ok
                    else f"Handshake failed: the {self.result.refused_by} refused: {self.result.reason}")
-        return (f"<table><tr><th>#</th><th>from → to</th><th>message</th><th></th><th>what it does</th></tr>"
+        head = "<th>what it does</th>" if self.roles else ""
+        return (f"<table><tr><th>#</th><th>from → to</th><th>message</th><th></th>{head}</tr>"
                 f"{rows}</table><p>{escape(note)}<b>{escape(verdict)}</b></p>")
 
 

@@ -40,7 +40,7 @@ from .diagram import ARROW_TITLES
 from .exercises import Feedback, normalise
 
 if TYPE_CHECKING:
-    from .breakit import RawErrors, Scenario
+    from .breakit import RawErrors, Scenario, SideError, VerifyRun
     from .steps import Lab
 
 #: Wrong answers a student may give before the answer is shown anyway.
@@ -74,7 +74,11 @@ class Mystery:
     """A hint for each wrong arrow that needs its own (the arrow of the right file's neighbour, a box on
     the wrong side, a copy of the right file...)."""
     asks_file: bool = False
-    """True when notebook 07 also asks for the file at fault (exercise ``mystery-N-file``)."""
+    """True when notebook 07 also asks for the file at fault (exercise ``mystery-N-file``). Then neither
+    exercise's "Right" gives the other's answer away: the whole story comes with the one asked second."""
+    file_first: bool = False
+    """True when the notebook asks for the file before the arrow (the odd one out is found by comparing
+    files; the arrow follows from it)."""
 
     @property
     def exercise(self) -> str:
@@ -130,10 +134,12 @@ MYSTERIES: tuple[Mystery, ...] = (
         "mqtt.example.com, and the client dials localhost.",
         "A client compares the name it dialled with the DNS and IP names in the broker's subjectAltName (RFC 6125, "
         "now RFC 9525; the CN is not used when there is a SAN). openssl verify without -verify_hostname does not "
-        "check names, so it says OK. `openssl x509 -req` drops a CSR's extensions unless given "
-        "-copy_extensions copy.",
-        "Have the CA sign server.csr again, keeping the names it asks for (arrow 5); or connect with a name the "
-        "certificate lists.",
+        "check names, so it says OK. `openssl x509 -req` copies no extension from a CSR unless told to: the "
+        "CA writes every one itself, and here it wrote the wrong names.",
+        "Have the CA sign server.csr again and write the names it approved itself (arrow 5): the lab's profile "
+        "does, and so does `-extfile` with `subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1` in the openssl "
+        "twin (`course.twin(5)`). Never copy a CSR's extensions blindly: the CA decides every name (notebook "
+        "03). Or connect with a name the certificate lists.",
         "read the client's words: what is wrong with the certificate the broker showed it?",
         {4: "inspect broker/server.csr: which names does it ask for? The request is right: look at what the CA "
             "made of it.",
@@ -161,7 +167,8 @@ MYSTERIES: tuple[Mystery, ...] = (
          9: "no certificate was checked by anybody: the client never reached the broker.",
          5: "the broker's files are fine: the client never reached the broker.",
          2: "the CA's files are fine: the client failed on its own files before any certificate was checked.",
-         3: "server.key is the broker's; the side that cannot start is the client."}, asks_file=True),
+         3: "server.key is the broker's; the side that cannot start is the client."}, asks_file=True,
+        file_first=True),
     Mystery(
         5, "ca-without-keycertsign", 2, "ca/ca.crt", "02_the_ca.ipynb",
         "ca.crt was made again from the same ca.key, without keyUsage keyCertSign, and handed out.",
@@ -200,18 +207,23 @@ MYSTERIES: tuple[Mystery, ...] = (
          9: "ca.crt holds no private key: the broker stopped on the key of its own certificate."}),
     Mystery(
         7, "server-cert-as-client", 8, "client/client.crt", "04_client_certificate.ipynb",
-        "client.crt and client.key are copies of the broker's server.crt and server.key.",
+        "client.crt and client.key are copies of the broker's server.crt and server.key: the client's own key "
+        "was overwritten, and the broker's private key now exists twice.",
         "extendedKeyUsage says what a certificate is for (RFC 5280 §4.2.1.12): server.crt says serverAuth only, "
         "and a broker asks a client for clientAuth, so it refuses (`unsuitable certificate purpose`). Even if it "
         "did not, mosquitto would take the certificate's CN (the broker's name) as the MQTT username.",
-        "Give the client its own certificate: the CA signs client.csr as a client certificate (arrow 8), used "
-        "with the client's own client.key.",
+        "Give the client its own identity again: its own key was overwritten, so it makes a new client.key "
+        "(arrow 6) and client.csr (arrow 7), and the CA signs that as a client certificate, clientAuth (arrow "
+        "8). Then re-key the broker: server.key has left the broker's folder, so treat it as leaked (whoever "
+        "holds a copy can pose as the broker; notebook 04's key custody): the broker makes a new server.key, "
+        "server.csr and server.crt (arrows 3-5), and the copies in client/ are deleted.",
         "the broker refused the certificate the client showed it. Inspect that certificate: whose is it, and "
         "what is it for?",
         {5: "server.crt is a fine broker certificate: the broker presents it and the client accepts it. The "
             "refused certificate is the one the client presented: inspect client/client.crt.",
-         6: "client.key matches client.crt (the client loaded them without complaint): look at what the "
-            "certificate is made for.",
+         6: "client.key is not the client's own key either (compare its key fingerprint with the broker's "
+            "files), but a private key is never sent: the broker refused the certificate the client showed it. "
+            "What is that certificate made for?",
          7: "the request was fine: inspect client/client.csr and client/client.crt, and compare their "
             "subjects and key fingerprints. Which of the two does not come from the client?",
          9: "the broker trusts the right CA: the certificate it refused is signed by the lab's CA. What is "
@@ -387,11 +399,19 @@ def lab_file_names() -> tuple[str, ...]:
     return tuple(f.relpath for f in L.ALL_FILES)
 
 
-def judge_file(number: int, answer: Any) -> Feedback | str:
-    """Judge the file at fault of mystery ``number`` (``"broker/server.crt"``): a hint (str) when wrong.
+#: The hint for a bare file name: notebook 07 asks for ``folder/name``, because the lab's names repeat.
+BARE_NAME_HINT = ("write the file with its folder, as folder/name (e.g. broker/server.crt): the lab's names "
+                  "repeat across folders (ca.crt is in three, and a fleet has a client.key per device).")
 
-    A bare name is accepted when only one folder holds it (``client.key``); ``ca.crt`` needs its folder. A
-    wrong file gets the hint of the arrow that makes it, or a hint for the right arrow's other file.
+
+def judge_file(number: int, answer: Any, folder: Path | None = None) -> Feedback | str:
+    """Judge the file at fault of mystery ``number``, written ``folder/name`` (``"client/ca.crt"``): a hint
+    (str) when wrong.
+
+    A bare name (``client.key``) earns :data:`BARE_NAME_HINT`, or for ``ca.crt`` the list of its folders. A
+    wrong file gets the hint of the arrow that makes it, or a hint for the right arrow's other file. The
+    right file reveals the whole answer (with verify's diagnosis of ``folder``) when the arrow was asked
+    first; when the file is asked first (:attr:`Mystery.file_first`) it names no arrow.
     """
     mystery = get_mystery(number)
     if not isinstance(answer, (str, Path)):
@@ -403,9 +423,13 @@ def judge_file(number: int, answer: Any) -> Feedback | str:
         if len(holders) > 1:
             folders = ", ".join(h.split("/")[0] + "/" for h in holders)
             return f"{text} is in {len(holders)} folders ({folders}): which copy? Write folder/name."
-        text = holders[0] if holders else text
+        if holders:
+            return BARE_NAME_HINT
     if text == mystery.file:
-        return Feedback(True, f"Right: {mystery.file}. {mystery.fix}")
+        if mystery.file_first:
+            return Feedback(True, f"Right: {mystery.file} is the odd one out. Which arrow made it? The next "
+                                  "exercise asks, and its answer tells what happened, why, and the fix.")
+        return Reveal(True, "Right. " + answer_text(mystery.scenario, folder))
     by_name = {f.relpath: f for f in L.ALL_FILES}
     if text not in by_name:
         return Feedback(False, f"{str(answer)[:40]!r} is not a file of the lab. Write folder/name, one of: "
@@ -418,27 +442,78 @@ def judge_file(number: int, answer: Any) -> Feedback | str:
     return mystery.hint_for(arrow)
 
 
-#: Exercise ``mystery-6-key-type``: the key types that pass OpenSSL's security level 2, and why the others not.
-WEAK_KEY_TYPES = ("rsa-1024", "rsa-512", "rsa-1536")
+def answer_file(number: int, answer: Any) -> Feedback | str:
+    """The judge of exercise ``mystery-N-file``: :func:`judge_file` on the mystery's broken copy."""
+    folder = mystery_folder(number)
+    return judge_file(number, answer, folder if folder.is_dir() else None)
+
+
+# Exercise ``mystery-6-key-type``: the lab's key types (mqtt_pki_lab.keys.KEY_TYPES), the spellings of each
+# that OpenSSL and the RFCs use, and the answers that earn a hint of their own.
+#: Other spellings of the lab's key types, compared without spaces, hyphens, underscores, colons, "bit(s)"
+#: and "key": P-256 is NIST's name (FIPS 186-4), secp256r1 the SEC 2 and TLS name
+#: (RFC 8446 §4.2.7), prime256v1 OpenSSL's; likewise for P-384.
+KEY_TYPE_SPELLINGS: dict[str, str] = {
+    **dict.fromkeys(("ecp256", "p256", "nistp256", "secp256r1", "prime256v1", "ecdsap256", "ecdsasecp256r1",
+                     "ecsecp256r1", "ecprime256v1", "ecdsa256"), "ec-p256"),
+    **dict.fromkeys(("ecp384", "p384", "nistp384", "secp384r1", "ecdsap384", "ecdsasecp384r1", "ecsecp384r1",
+                     "ecdsa384"), "ec-p384"),
+    **{f"rsa{bits}": f"rsa-{bits}" for bits in (2048, 3072, 4096)},
+    **{f"{bits}rsa": f"rsa-{bits}" for bits in (2048, 3072, 4096)},
+    "ed25519": "ed25519", "eddsa25519": "ed25519", "eddsaed25519": "ed25519",
+}
+#: Key types below OpenSSL's security level 2 (112 bits: RSA under 2048 bits, elliptic curves under 224).
+WEAK_KEY_TYPES = ("rsa-1024", "rsa-512", "rsa-1536", "p-192", "secp192r1", "prime192v1")
+_KEY_TYPE_HINTS: dict[str, str] = {
+    "ec": "which curve? The lab has two: ec-p256 (P-256) and ec-p384 (P-384).",
+    "ecdsa": "which curve? The lab has two: ec-p256 (P-256) and ec-p384 (P-384).",
+    "rsa": "how many bits? RSA needs 2048 or more at OpenSSL's security level 2: rsa-2048, rsa-3072 or "
+           "rsa-4096.",
+    **dict.fromkeys(("x25519", "curve25519"), "X25519 (Curve25519) is for key exchange (RFC 7748): it cannot "
+                                              "sign. Its signing sibling is ed25519 (RFC 8032)."),
+}
+
+
+def key_type_names() -> tuple[str, ...]:
+    """The lab's key type names (:data:`mqtt_pki_lab.keys.KEY_TYPES`), as notebook 07 lists them."""
+    from .keys import KEY_TYPES
+
+    return tuple(KEY_TYPES)
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[\s\-_:/]|bits?|key", "", normalise(text))
 
 
 def judge_key_type(answer: Any) -> Feedback | str:
-    """Judge a key type to make server.key again with (mystery 6): any of the lab's key types will do."""
+    """Judge a key type to make server.key again with (mystery 6): any of the lab's key types will do, in
+    the lab's spelling (``ec-p256``) or a common one (``P-256``, ``prime256v1``, ``RSA 2048``)."""
     from .keys import KEY_TYPES
 
+    names = ", ".join(KEY_TYPES)
     if not isinstance(answer, str):
-        return Feedback(False, f"Answer with a key type as text, one of: {', '.join(KEY_TYPES)}.")
-    text = normalise(answer).replace(" ", "-").replace("_", "-")
-    if text in KEY_TYPES:
-        about = KEY_TYPES[text].about
-        return Feedback(True, f"Right: {text} ({about}). Then make server.csr from it and have it signed.")
-    if text in WEAK_KEY_TYPES or re.fullmatch(r"rsa-?\d+", text):
-        bits = int(re.sub(r"\D", "", text) or 0)
+        return Feedback(False, f"Answer with a key type as text, one of: {names}.")
+    text = normalise(answer)
+    compact = _compact(answer)
+    name = text if text in KEY_TYPES else KEY_TYPE_SPELLINGS.get(compact)
+    if name is not None:
+        spelled = name if text == name else f"{answer.strip()[:40]}, the lab's {name}"
+        return Feedback(True, f"Right: {spelled} ({KEY_TYPES[name].about}). Then make server.csr from it and "
+                              "have it signed.")
+    if compact in _KEY_TYPE_HINTS:
+        return _KEY_TYPE_HINTS[compact]
+    curve = re.fullmatch(r"(?:ec|ecdsa)?(?:p|nistp|secp|prime)(\d{3})(?:r1|v1)?", compact)
+    if curve and int(curve.group(1)) < 224:
+        return (f"a {curve.group(1)}-bit curve is below 224 bits: OpenSSL's security level 2 (Python's ssl "
+                "default, and Debian's OpenSSL) refuses elliptic-curve keys under 224 bits.")
+    rsa_bits = re.fullmatch(r"rsa(\d+)|(\d+)rsa", compact)
+    if rsa_bits:
+        bits = int(rsa_bits.group(1) or rsa_bits.group(2))
         if bits < 2048:
             return (f"RSA {bits} is below 2048 bits: OpenSSL's security level 2 (Python's ssl default, and "
                     "Debian's OpenSSL) refuses it, as it refused the 1024-bit key.")
-        return f"write it as one of the lab's key types: {', '.join(KEY_TYPES)}."
-    return f"{answer[:40]!r} is not a key type of the lab; choose one of: {', '.join(KEY_TYPES)}."
+        return f"the lab makes RSA keys of 2048, 3072 or 4096 bits; choose one of: {names}."
+    return f"{answer[:40]!r} is not a key type of the lab; choose one of: {names}."
 
 
 # --- mosquitto: what mosquitto_pub and the broker's log say -------------------------------------------------
@@ -535,15 +610,66 @@ def mosquitto_run(folder: Path, raw: RawErrors, hostname: str = HOSTNAME) -> Mos
 
 # --- a mystery on disk: the evidence, inspect, the answer ---------------------------------------------------
 
+def _first_error(run: VerifyRun) -> str:
+    """One line for one ``openssl verify`` run: ``OK``, or its first ``error N at D depth lookup`` line."""
+    if run.output is None:
+        return "(openssl is not installed here)"
+    lines = run.output.splitlines()
+    if run.exit_code == 0:
+        return lines[-1].split(": ")[-1] if lines else "OK"
+    errors = [line for line in lines if re.match(r"error \d+ at \d+ depth", line)]
+    if not errors:
+        return lines[-1] if lines else "(no output)"
+    return errors[0] + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
+def _log_line(log: tuple[str, ...]) -> str:
+    """The line of mosquitto's log that says most: its OpenSSL error when there is one."""
+    if not log:
+        return "(nothing about this connection)"
+    picked = next((line for line in log if "OpenSSL Error" in line), log[0])
+    return picked + (f" (+{len(log) - 1} more)" if len(log) > 1 else "")
+
+
+def _side(side: SideError) -> str:
+    return str(side) if side.words is None else f"{side.side} {side.role}: {side.words}"
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """Everything a user sees of a broken lab, raw: no arrow, no file at fault, no fix."""
+    """Everything a user sees of a broken lab, raw: no arrow, no file at fault, no fix.
+
+    Shown one line per tool and side (each side's error, mosquitto_pub, mosquitto's log, each openssl
+    verify); :meth:`details` gives the commands as typed and every line of their output.
+    """
 
     raw: RawErrors
     mosquitto: MosquittoRun | None
     files: tuple[str, ...]
 
     def __str__(self) -> str:
+        rows: list[tuple[str, str]] = [("Python ssl", _side(self.raw.client)), ("", _side(self.raw.broker))]
+        if self.mosquitto is not None:
+            said = self.mosquitto.output or "(nothing: the message was published)"
+            if not self.mosquitto.real:
+                said += " (mosquitto is not installed here: the line mosquitto_pub 2.0.11 prints)"
+            rows.append(("mosquitto_pub", said))
+            if self.mosquitto.real:
+                rows.append(("mosquitto log", _log_line(self.mosquitto.broker_log)))
+        for number, run in enumerate(self.raw.verify_runs):
+            # "openssl verify [options] -CAfile TRUST CERT": the last two words name the files.
+            trust, cert = run.command.split()[-2:]
+            rows.append(("openssl verify" if number == 0 else "", f"{cert} (CAfile {trust}): {_first_error(run)}"))
+        width = max(len(tool) for tool, _ in rows)
+        lines = [f"The client connects to {self.raw.hostname!r}.",
+                 *(f"{tool:<{width}}  {text}" for tool, text in rows)]
+        if set(self.files) != set(lab_file_names()):
+            lines.append("Files: " + ", ".join(self.files))
+        lines.append('Everything each tool printed: .details() · one file\'s facts: .inspect("folder/name")')
+        return "\n".join(lines)
+
+    def details(self) -> Details:
+        """The evidence in full: the commands as typed, every line each tool printed, and the files."""
         parts = [f"The client connects to {self.raw.hostname!r}.",
                  "In-memory handshake (Python's ssl, strict as 3.13):", f"  {self.raw.client}",
                  f"  {self.raw.broker}"]
@@ -552,12 +678,25 @@ class Evidence:
                       *(f"  {line}" for line in str(self.mosquitto).splitlines())]
         parts += ["openssl verify:", *(f"  {line}" for run in self.raw.verify_runs for line in str(run).splitlines())]
         parts.append("Files: " + ", ".join(self.files))
-        return "\n".join(parts)
+        return Details("\n".join(parts))
 
     def _repr_html_(self) -> str:
         # One block of monospace text, as a terminal shows logs; kept short for the notebook's output.
-        return (f"<div style='border-left:6px solid #6b7280;padding:2px 8px'>"
-                f"<pre style='white-space:pre-wrap;margin:0'>{escape(str(self))}</pre></div>")
+        return _pre(str(self))
+
+
+def _pre(text: str) -> str:
+    return (f"<div style='border-left:6px solid #6b7280;padding:2px 8px'>"
+            f"<pre style='white-space:pre-wrap;margin:0'>{escape(text)}</pre></div>")
+
+
+class Details(str):
+    """The whole evidence as text (:meth:`Evidence.details`), shown in a notebook as a terminal would."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        return _pre(str(self))
 
 
 @dataclass(frozen=True)
@@ -574,8 +713,7 @@ class Facts:
         return "\n".join([f"{self.file}: {self.kind}", *(f"  {k:<{width}}  {v}" for k, v in self.rows)])
 
     def _repr_html_(self) -> str:
-        return (f"<div style='border-left:6px solid #6b7280;padding:2px 8px'>"
-                f"<pre style='white-space:pre-wrap;margin:0'>{escape(str(self))}</pre></div>")
+        return _pre(str(self))
 
 
 def gather_evidence(folder: str | Path, hostname: str = HOSTNAME, password: bytes | str | None = None,
@@ -649,6 +787,10 @@ class Case:
     def __repr__(self) -> str:
         return f"Case({str(self.folder)!r})"
 
+    def details(self) -> Details:
+        """The evidence in full (:meth:`Evidence.details`): the commands and every line of their output."""
+        return self.evidence.details()
+
     def __str__(self) -> str:
         return str(self.evidence)
 
@@ -686,4 +828,9 @@ def answer_mystery(number: int, answer: Any) -> Feedback:
     verdict = judge_arrow(mystery.scenario, answer, tries=_TRIES.get(number, 0),
                           folder=folder if folder.is_dir() else None)
     _TRIES[number] = _TRIES.get(number, 0) + counts_as_try(answer, verdict)
+    if verdict.correct and mystery.asks_file and not mystery.file_first:
+        # The file is the next exercise's answer: name only the arrow, the whole story comes with the file.
+        return Feedback(True, f"Right: arrow {mystery.arrow} ({ARROW_TITLES[mystery.arrow]}). Now the file at "
+                              "fault: the next exercise asks it, and its answer tells what happened, why, and "
+                              "the fix.")
     return verdict

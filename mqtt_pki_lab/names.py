@@ -2,7 +2,9 @@
 
 * **A broker** is reached by host name or IP address: its names go into the certificate's
   subjectAltName as dNSName / iPAddress entries, which clients compare with the host they dialled
-  (RFC 6125). A DNS name is dot-separated labels of letters, digits and hyphens (RFC 1123).
+  (RFC 6125). A DNS name is dot-separated labels of letters, digits and hyphens (RFC 1123), and its
+  last label is never all digits (RFC 1123 §2.1, RFC 3696 §2): ``192.168.1.300`` is a mistyped IPv4
+  address, refused, not a DNS name.
 * **A client** is a device, not a host: its name is its MQTT username (mosquitto's
   ``use_identity_as_username`` reads it from the Common Name). Usernames are commonly letters, digits,
   ``-``, ``_``, ``.`` and ``@``; the lab allows those, at most 64 characters (X.509's upper bound for a
@@ -57,10 +59,31 @@ def check_host_name(name: str, where: str = "--server-name") -> str:
     if is_ip(name):
         return str(ipaddress.ip_address(name))
     candidate = name[:-1] if name.endswith(".") else name
-    if len(candidate) > 253 or not all(_LABEL.fullmatch(label) for label in candidate.split(".")):
-        raise InputError(where, f"{_shown(name)} is not a valid host name: use letters, digits, hyphens and dots "
+    labels = candidate.split(".")
+    if len(candidate) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise InputError(where, f"{_shown(name)} is not a valid host name: use ASCII letters, digits, hyphens and dots "
                                 "(e.g. mqtt.example.com), or an IP address")
+    if labels[-1].isdigit():
+        raise InputError(where, f"{_shown(name)} {_not_ipv4(labels)}")
     return candidate.lower()
+
+
+def _not_ipv4(labels: list[str]) -> str:
+    """Why a name whose last label is all digits is refused: it is a mistyped IPv4 address, not a host name.
+
+    A top-level label is never all-numeric (RFC 1123 §2.1, RFC 3696 §2): that is how a dotted-decimal string
+    that does not parse as IPv4 (``192.168.1.300``) is told apart from a DNS name, instead of going into the
+    certificate as ``DNS:192.168.1.300``, a name no DNS resolves and no client dialling an address matches.
+    """
+    if not all(label.isdigit() for label in labels):
+        return (f"is not a valid host name: its last label {labels[-1]!r} is all digits, and a top-level domain "
+                "never is (RFC 1123 §2.1); give a DNS name such as mqtt.example.com, or an IP address")
+    why = "looks like an IPv4 address but is not one: "
+    if len(labels) != 4:
+        return why + "an IPv4 address is four numbers 0-255 separated by dots (e.g. 192.168.1.50)"
+    if any(len(label) > 1 and label.startswith("0") for label in labels):
+        return why + "write each of the four numbers without leading zeros (e.g. 192.168.1.50)"
+    return why + "each of the four numbers must be 0-255"
 
 
 def check_common_name(name: str, where: str) -> str:
@@ -82,7 +105,7 @@ def check_client_name(name: str, where: str = "--client-name") -> str:
         raise InputError(where, "the client's name is empty; give one such as sensor-1")
     check_common_name(name, where)
     if not CLIENT_NAME.fullmatch(name):
-        raise InputError(where, f"{_shown(name)} is not a usable client name: use letters, digits and - _ . @ "
+        raise InputError(where, f"{_shown(name)} is not a usable client name: use ASCII letters, digits and - _ . @ "
                                 "(at most 64, not starting with '.' or '-'); no spaces, '/', quotes or "
                                 "control characters")
     return name

@@ -24,9 +24,11 @@ from .names import is_ip
 
 #: Names every broker certificate answers to, so that a client on the same machine can connect.
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
-#: This lab's own cap on a leaf certificate's lifetime. It is the lab's choice, not a TLS rule: 397 days
-#: is the CA/Browser Forum's limit for *publicly trusted* TLS certificates; OpenSSL, Python 3.13 and
-#: mosquitto accept longer-lived leaves from a private CA. Short lives limit how long a stolen key works.
+#: This lab's own cap on a leaf certificate's lifetime. It is the lab's choice, not a TLS rule: 397 days is
+#: the usual safe figure under the public web's former 398-day limit (CA/Browser Forum Baseline Requirements
+#: §6.3.2, for certificates issued from 2020-09-01); ballot SC-081 lowers that limit to 200 days from
+#: 2026-03-15, 100 from 2027-03-15 and 47 from 2029-03-15. OpenSSL, Python 3.13 and mosquitto accept
+#: longer-lived leaves from a private CA. Short lives limit how long a stolen key works.
 MAX_LEAF_DAYS = 397
 DEFAULT_LEAF_DAYS = 365
 DEFAULT_CA_DAYS = 3650
@@ -38,8 +40,9 @@ DEFAULT_CLIENT_NAME = "client"
 #: Backdate notBefore a little, so a machine whose clock is slightly behind accepts a fresh certificate.
 CLOCK_SKEW = dt.timedelta(minutes=5)
 ORGANIZATION = "mqtt-pki-lab"
-#: A client certificate names its device with a URI in the subjectAltName, not as a host (a device has
-#: no DNS name; a single-label dNSName such as ``sensor-1`` is invalid DNS syntax, which pkilint reports).
+#: A client certificate names its device with a URI in the subjectAltName, not as a host: nobody dials a
+#: device by a host name. (A single-label dNSName such as ``sensor-1`` is valid DNS syntax, RFC 1034, but
+#: pkilint flags it, as it flags the broker's ``localhost``.)
 #: The URN namespace is the lab's own (not registered with IANA): fine inside a private PKI.
 CLIENT_URI_PREFIX = "urn:mqtt-pki-lab:client:"
 
@@ -51,9 +54,9 @@ def check_days(days: object, where: str = "--days", maximum: int = MAX_LEAF_DAYS
     if days > maximum:
         if maximum == MAX_LEAF_DAYS:
             raise InputError(where, f"{days} days is longer than this lab allows for a broker's or client's "
-                                    f"certificate ({maximum} days, the CA/Browser Forum's rule for public TLS "
-                                    "certificates, which the lab follows by choice: short lives limit how long "
-                                    "a stolen key works)")
+                                    f"certificate ({maximum} days: the lab's own choice, a figure from the public "
+                                    "web's former 398-day rule; public limits are shrinking, CA/Browser Forum "
+                                    "ballot SC-081. Short lives limit how long a stolen key works)")
         raise InputError(where, f"{days} days is longer than this lab allows for a CA ({maximum} days)")
     return days
 

@@ -80,11 +80,16 @@ def test_broker_names_targeted_hints_cover_the_list() -> None:
 def test_broker_eku_right_in_every_shape_cryptography_gives(built_lab: Path) -> None:
     cert = server_crt(built_lab)
     extension = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    for answer in (extension, extension.value, list(extension.value), extension.value[0],
-                   extension.value[0].dotted_string, "serverAuth", "1.3.6.1.5.5.7.3.1"):
+    for answer in (extension, extension.value, list(extension.value), extension.value[0]):
         verdict = check("broker-eku", answer)
         assert verdict.correct, (answer, verdict)
     assert "1.3.6.1.5.5.7.3.1" in check("broker-eku", extension).message
+
+
+@pytest.mark.parametrize("typed", ["serverAuth", "1.3.6.1.5.5.7.3.1", ["serverAuth"], "TLS Web Server Authentication"])
+def test_broker_eku_typed_by_hand_does_not_pass(typed: object) -> None:
+    """The exercise asks to read the purpose with cryptography: the right name typed in used to pass."""
+    assert "typed by hand" in targeted("broker-eku", typed, says="Read it from server_cert")
 
 
 def test_broker_eku_targeted_hints_cover_the_list(built_lab: Path) -> None:
@@ -97,6 +102,7 @@ def test_broker_eku_targeted_hints_cover_the_list(built_lab: Path) -> None:
         targeted("broker-eku", (built_lab / "broker" / "server.crt").read_bytes()),
         targeted("broker-eku", client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value),
         targeted("broker-eku", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+        targeted("broker-eku", "serverAuth"),
     }
     assert reached == set(EXERCISES["broker-eku"].hints)
 
@@ -114,11 +120,31 @@ def test_csr_policy_targeted_hints_cover_the_list() -> None:
         targeted("csr-policy", list(CSR_ASKS)),
         targeted("csr-policy", ["mqtt.lab.example", "mqtt.lab.example.attacker.net", "printer.lab.example"]),
         targeted("csr-policy", ["mqtt.lab.example"]),
+        targeted("csr-policy", [n for n in CSR_ASKS if n.endswith("lab.example")]),   # no leading dot
         targeted("csr-policy", []),
         targeted("csr-policy", ["evil.example"]),
     }
     assert reached == set(EXERCISES["csr-policy"].hints)
     assert sorted(POLICY_GRANTS) == ["mqtt.lab.example", "printer.lab.example"]
+
+
+def test_csr_policy_a_suffix_without_its_dot_does_not_pass() -> None:
+    """n.endswith("lab.example") used to be judged right; the CSR now asks for mqtt.evillab.example too."""
+    assert "mqtt.evillab.example" in CSR_ASKS
+    without_dot = [n for n in CSR_ASKS if n.endswith("lab.example")]
+    assert "mqtt.evillab.example" in without_dot
+    assert ".lab.example" in targeted("csr-policy", without_dot, says=["evillab.example", "dot"])
+    assert check("csr-policy", [n for n in CSR_ASKS if n.endswith(".lab.example")]).correct
+
+
+@pytest.mark.parametrize("notebook", ["03_broker_certificate.ipynb", "solutions/03_broker_certificate_solutions.ipynb"])
+def test_the_notebooks_csr_asks_what_the_judge_knows(notebook: str) -> None:
+    import json
+
+    cells = json.loads((Path(__file__).parent.parent / "notebooks" / notebook).read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if "student_csr = (" in "".join(c["source"]))
+    for name in CSR_ASKS:
+        assert f'"{name}"' in source
 
 
 test_garbage_gets_a_sentence, test_the_placeholder_is_not_an_answer = garbage_tests(IDS)

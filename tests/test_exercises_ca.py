@@ -19,7 +19,7 @@ from exercise_helpers import assert_every_hint_reached, garbage_tests, message_o
 from mqtt_pki_lab.ca import create_ca_certificate
 from mqtt_pki_lab.diagram import CA_CERT, CA_KEY
 from mqtt_pki_lab.exercises import EXERCISES, check, load_all
-from mqtt_pki_lab.exercises.ca import key_usage_bits
+from mqtt_pki_lab.exercises.ca import key_usage_bits, other_ca_certificate
 from mqtt_pki_lab.explain import explain_file
 from mqtt_pki_lab.keys import public_key_fingerprint
 from mqtt_pki_lab.pem import load_certificate
@@ -81,17 +81,60 @@ def test_ca_lifetime_hints(ca_cert: x509.Certificate) -> None:
 
 # --- ca-basic-constraints --------------------------------------------------------------------------------------
 
+def reads(first: str = "critical", second: str = "path_length", wrap: str = "pair") -> Any:
+    """A student's basic_constraints(cert): reads `first` (critical, ca) and `second` from cert's extension."""
+    def basic_constraints(cert: x509.Certificate) -> Any:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        if wrap == "extension":
+            return bc
+        if wrap == "value":
+            return bc.value
+        values = {"critical": bc.critical, "ca": bc.value.ca, "path_length": bc.value.path_length}
+        return (values[first], values[second]) if wrap == "pair" else (values[second], values[first])
+    return basic_constraints
+
+
 def test_ca_basic_constraints_right(ca_cert: x509.Certificate) -> None:
+    assert check("ca-basic-constraints", reads(), cert=ca_cert).correct
     bc = ca_cert.extensions.get_extension_for_class(x509.BasicConstraints)
-    assert check("ca-basic-constraints", (bc.critical, bc.value.path_length), cert=ca_cert).correct
-    assert check("ca-basic-constraints", [True, 0]).correct
-    assert check("ca-basic-constraints", ("yes", "0"), cert=ca_cert).correct
+    assert (bc.critical, bc.value.ca, bc.value.path_length) == (True, True, 0)   # critical and ca: both True
+    lax = other_ca_certificate().extensions.get_extension_for_class(x509.BasicConstraints)
+    assert (lax.critical, lax.value.ca, lax.value.path_length) == (False, True, None)   # there they differ
+
+
+def test_ca_basic_constraints_reading_ca_for_critical_does_not_pass(ca_cert: x509.Certificate) -> None:
+    """(bc.value.ca, path_length) used to pass: .ca and .critical are both True on the lab's CA."""
+    hint = message_of(reads(first="ca"), "ca-basic-constraints", cert=ca_cert)
+    assert "bc.critical" in hint and ".ca" in hint
+    typed = message_of(lambda cert: (True, 0), "ca-basic-constraints", cert=ca_cert)   # the answer typed in
+    assert "read both values from `cert`" in typed
+    assert "your function itself" in message_of((True, 0), "ca-basic-constraints", cert=ca_cert)
+
+
+def test_ca_basic_constraints_unfinished_is_not_an_attempt(ca_cert: x509.Certificate) -> None:
+    def basic_constraints(cert: x509.Certificate) -> Any:
+        return ...
+    feedback = check("ca-basic-constraints", basic_constraints, cert=ca_cert)
+    assert not feedback.correct and not feedback.answered
 
 
 def test_ca_basic_constraints_hints(ca_cert: x509.Certificate) -> None:
-    bc = ca_cert.extensions.get_extension_for_class(x509.BasicConstraints)
-    messages = [message_of(a, "ca-basic-constraints", cert=ca_cert) for a in (
-        True, bc, bc.value, (False, 0), (True, None), (True, 1), (True, True), (0, True))]
+    messages = [message_of(a, "ca-basic-constraints", **c) for a, c in (
+        ((True, 0), {"cert": ca_cert}),
+        (reads(), {}),
+        (lambda cert: True, {"cert": ca_cert}),
+        (reads(wrap="extension"), {"cert": ca_cert}),
+        (reads(wrap="value"), {"cert": ca_cert}),
+        (lambda cert: (False, 0), {"cert": ca_cert}),
+        (lambda cert: (True, None), {"cert": ca_cert}),
+        (lambda cert: (True, 1), {"cert": ca_cert}),
+        (reads(second="ca"), {"cert": ca_cert}),
+        (reads(wrap="swapped"), {"cert": ca_cert}),
+        (reads(first="ca"), {"cert": ca_cert}),
+        (lambda cert: (True, 0), {"cert": ca_cert}),
+        (lambda cert: (cert.extensions.get_extension_for_class(x509.BasicConstraints).critical, 0),
+         {"cert": ca_cert}),
+    )]
     assert_every_hint_reached("ca-basic-constraints", messages)
 
 
@@ -160,6 +203,9 @@ def test_ca_key_matches_hints(lab: Lab, ca_cert: x509.Certificate) -> None:
 
 def test_ca_signs_with_is_typed_and_hints_each_wrong_file() -> None:
     assert check("ca-signs-with", "ca.key").correct
+    assert check("ca-signs-with", "ca/ca.key").correct   # a path, as notebook 00 accepts: used to be "not a choice"
+    assert "ca.crt is public" in message_of("ca/ca.crt", "ca-signs-with")
+    assert "not one of the choices" in message_of("ca/other.key", "ca-signs-with")
     hints = {message_of(f, "ca-signs-with") for f in ("ca.crt", "server.key", "server.csr")}
     assert len(hints) == 3 and all("Hint:" in h for h in hints)
     assert EXERCISES["ca-signs-with"].notebook == "02_the_ca.ipynb"
@@ -193,3 +239,23 @@ def test_fingerprints_left_as_placeholders_are_not_an_attempt(lab: Lab) -> None:
     for answer in ((..., ...), ("ab" * 32, ...), (None, "ab" * 32)):
         feedback = check("ca-key-matches", answer, lab=lab)
         assert not feedback.correct and not feedback.answered
+
+
+@pytest.mark.parametrize("notebook", ["02_the_ca.ipynb", "solutions/02_the_ca_solutions.ipynb"])
+def test_the_notebooks_fingerprint_helper_says_pass_the_public_key(notebook: str, lab: Lab,
+                                                                    ca_cert: x509.Certificate) -> None:
+    """fingerprint(ca_cert) and fingerprint(ca_key), the natural wrong tries of exercise 4, used to end in a raw
+    traceback inside the helper; the helper now type-checks and says what to pass."""
+    import json
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).parent.parent / "notebooks" / notebook).read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells
+                  if c["cell_type"] == "code" and "def fingerprint" in "".join(c["source"]))
+    namespace: dict[str, Any] = {"lab": lab, "CA_KEY": CA_KEY}
+    exec(compile(source, notebook, "exec"), namespace)   # the cell as the notebook runs it
+    helper, ca_key = namespace["fingerprint"], namespace["ca_key"]
+    assert helper(ca_cert.public_key()) == helper(ca_key.public_key()) == fingerprint(ca_cert.public_key())
+    for wrong in (ca_cert, ca_key, "ca.crt"):
+        with pytest.raises(TypeError, match=r"pass its \.public_key\(\)"):
+            helper(wrong)

@@ -12,7 +12,7 @@ from exercise_helpers import check, garbage_tests, targeted
 
 from mqtt_pki_lab.csr import create_csr
 from mqtt_pki_lab.exercises import EXERCISES
-from mqtt_pki_lab.exercises.client import DEVICE
+from mqtt_pki_lab.exercises.client import DEVICE, SECOND_DEVICE
 from mqtt_pki_lab.keys import generate_key, load_private_key
 from mqtt_pki_lab.pem import load_certificate
 from mqtt_pki_lab.profile import client_uri
@@ -39,16 +39,48 @@ def test_the_exercises_belong_to_notebook_04() -> None:
         assert len(EXERCISES[exercise_id].hints) >= 4
 
 
-def test_device_csr_right_with_or_without_the_public_key() -> None:
+def maker(cn: str | None = "name", san: str | None = "uri", signer: str = "key"):
+    """A student's make_csr(key, name): right, or wrong in one chosen way.
+
+    ``cn``/``san``: "name" (or "uri") uses the argument, another string is typed in, None leaves it out,
+    "dns" puts the name in a DNS entry; ``signer``: "key" (the argument) or "device" (a key of the notebook).
+    """
+    device_key = generate_key()
+
+    def make_csr(key, name):
+        common = name if cn == "name" else cn
+        entries = {"uri": [x509.UniformResourceIdentifier(client_uri(name))], "dns": [x509.DNSName(name)],
+                   "fixed": [x509.UniformResourceIdentifier(client_uri(DEVICE))],
+                   "other": [x509.UniformResourceIdentifier("urn:example:" + name)], None: None}[san]
+        return build(key if signer == "key" else device_key, cn=common, san=entries)
+    return make_csr
+
+
+def test_device_csr_right_as_a_function_called_for_two_devices() -> None:
+    assert check("device-csr", maker()).correct
+    assert SECOND_DEVICE != DEVICE
+    assert check("device-csr", lambda key, name: create_csr(key, "client", [name])).correct   # the lab's own
+
+
+def test_device_csr_a_name_or_key_typed_in_does_not_pass() -> None:
+    """make_csr called for sensor-7 only used to pass with "sensor-7" typed in, or signed with device_key."""
+    fixed = targeted("device-csr", maker(cn=DEVICE, san="fixed"), says=[SECOND_DEVICE, DEVICE])
+    assert "ignores its `name` argument" in fixed
+    assert targeted("device-csr", maker(signer="device")).startswith("make_csr was given a fresh key")
+    # the CSR itself (make_csr's result), as the old notebook passed it: the function is asked for
     key = generate_key()
-    csr = build(key, san=URI)
-    assert check("device-csr", csr, key=key.public_key()).correct
-    assert check("device-csr", csr).correct
-    assert check("device-csr", create_csr(key, "client", [DEVICE]), key=key.public_key()).correct
+    assert targeted("device-csr", build(key, san=URI), key=key.public_key()).startswith("pass the function itself")
+
+
+def test_device_csr_unfinished_is_not_an_attempt() -> None:
+    def unfinished(key, name):
+        return ...
+    feedback = check("device-csr", unfinished)
+    assert not feedback.correct and not feedback.answered
 
 
 def test_device_csr_targeted_hints_cover_the_list() -> None:
-    key, other = generate_key(), generate_key()
+    key = generate_key()
     good = build(key, san=URI)
     pem = good.public_bytes(serialization.Encoding.PEM)
     # A CSR whose signature no longer verifies: the last byte of its (ECDSA) signature changed.
@@ -56,22 +88,21 @@ def test_device_csr_targeted_hints_cover_the_list() -> None:
     der[-1] ^= 0x01
     tampered = x509.load_der_x509_csr(bytes(der))
     reached = {
+        targeted("device-csr", good),
         targeted("device-csr", key),
-        targeted("device-csr", good, key=key),  # a private key passed as context
-        targeted("device-csr", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption())),
-        targeted("device-csr", x509.CertificateSigningRequestBuilder()),
-        targeted("device-csr", pem),
-        targeted("device-csr", load_certificate_for_test()),
+        targeted("device-csr", maker(), key=key),  # a private key passed as context
+        targeted("device-csr", lambda k, n: k),
+        targeted("device-csr", lambda k, n: x509.CertificateSigningRequestBuilder()),
+        targeted("device-csr", lambda k, n: pem),
+        targeted("device-csr", lambda k, n: load_certificate_for_test()),
         targeted("device-csr", tampered),
-        targeted("device-csr", build(other, san=URI), key=key.public_key()),
-        targeted("device-csr", build(key, cn=None, san=URI)),
-        targeted("device-csr", build(key, cn="client", san=URI)),
-        targeted("device-csr", build(key)),
-        targeted("device-csr", build(key, san=[x509.DNSName(DEVICE)])),
-        targeted("device-csr", build(key, san=[x509.UniformResourceIdentifier("urn:example:sensor-7")])),
-        targeted("device-csr", build(key, cn="sensor 7", san=[x509.UniformResourceIdentifier(client_uri("sensor 7"))]),
-                 name="sensor 7"),
+        targeted("device-csr", maker(signer="device")),
+        targeted("device-csr", maker(cn=None)),
+        targeted("device-csr", maker(cn="client")),
+        targeted("device-csr", maker(san=None)),
+        targeted("device-csr", maker(san="dns")),
+        targeted("device-csr", maker(san="other")),
+        targeted("device-csr", maker(cn=DEVICE, san="fixed")),
     }
     assert reached == set(EXERCISES["device-csr"].hints)
 

@@ -67,6 +67,17 @@ def test_own_lab(mine: Lab, tmp_path: Path, built: Path) -> None:
     assert "not a valid host name" in hint_of("devices-own-lab", mine, name="my broker")
 
 
+def test_own_lab_as_a_lab_a_path_or_a_str(mine: Lab) -> None:
+    """A Lab, its folder as a Path and as a str are judged alike (a Path's own ``.root`` is "/": never read)."""
+    as_path = workdir() / "my-devices"
+    verdicts = [check("devices-own-lab", answer) for answer in (mine, as_path, str(as_path), f" {as_path} ")]
+    assert all(v.correct for v in verdicts), [v.message for v in verdicts]
+    assert len({v.message for v in verdicts}) == 1
+    elsewhere = hint_of("devices-own-lab", Path("/tmp/home2"))
+    assert fits(elsewhere, EXERCISES["devices-own-lab"].hints[0]) and elsewhere.endswith("not /tmp/home2.")
+    assert "no broker certificate" in hint_of("devices-own-lab", workdir() / "home2")
+
+
 def test_own_lab_that_fails_verify_says_why(mine: Lab) -> None:
     broken = workdir() / "broken-devices"
     shutil.copytree(mine.root, broken)
@@ -112,6 +123,7 @@ def test_pub_command_hints(mine: Lab) -> None:
         "different folders": line.replace(str(root / "client" / "client.key"),
                                           str(root / "clients" / "thermostat" / "client.key")),
         "give -h": line.replace("-h mqtt.home.arpa ", ""),
+        "broker's own machine": pub(root, host="localhost"),
         "not in the broker certificate": pub(root, host="mqtt.example.com"),
         "needs a topic": line.replace("-t lab/hello ", ""),
     }
@@ -119,3 +131,17 @@ def test_pub_command_hints(mine: Lab) -> None:
     assert reached == set(hints)
     assert "could not read" in hint_of("devices-pub-command", "mosquitto_pub -m 'unclosed", lab=mine)
     assert "not a valid host name" in hint_of("devices-pub-command", pub(root, host="my_broker!"), lab=mine)
+
+
+def test_pub_command_to_localhost_is_not_a_device_s_command(mine: Lab) -> None:
+    """localhost and the loopback addresses reach the broker only on its own machine, though every lab's
+    server.crt lists them: a device must dial the broker's real name."""
+    local_host = EXERCISES["devices-pub-command"].hints[-3]
+    for host in ("localhost", "LOCALHOST", "127.0.0.1", "127.0.1.1", "::1", "0:0::1"):
+        text = hint_of("devices-pub-command", pub(mine.root, host=host), lab=mine)
+        assert fits(text, local_host) and "mqtt.home.arpa, 192.168.1.50" in text, (host, text)
+    assert fits(hint_of("devices-pub-command", pub(mine.root, host="localhost")), local_host)  # no lab given
+    course_lab = Lab(workdir() / "local-only")
+    course_lab.build_all()
+    text = hint_of("devices-pub-command", pub(course_lab.root, host="localhost"), lab=course_lab)
+    assert "lists only the local names" in text and "exercise 1" in text

@@ -14,7 +14,7 @@ from mqtt_pki_lab.exercises.fleet import PUZZLE, PUZZLE_CLOCK, puzzle_table
 from mqtt_pki_lab.steps import Lab
 
 IDS = ("fleet-refuse", "fleet-boot-clock", "fleet-two-names")
-REFUSED = ["sensor-2", "sensor-3", "garden"]
+REFUSED = ["valve-b", "pump-1", "garden"]
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +35,30 @@ test_garbage_gets_a_sentence, test_not_answered = garbage_tests(IDS)
 
 def test_the_puzzle_has_each_kind_of_window() -> None:
     valid = [w.client for w in PUZZLE if w.valid_at(PUZZLE_CLOCK)]
-    assert sorted(valid) == ["door-lock", "sensor-1"]
+    assert sorted(valid) == ["gate-2", "valve-a"]
     assert any(w.not_before > PUZZLE_CLOCK for w in PUZZLE) and any(w.not_after < PUZZLE_CLOCK for w in PUZZLE)
     assert "garden" in puzzle_table() and len(puzzle_table().splitlines()) == 3 + len(PUZZLE)
+    # none of the lab's own clients (notebook 08 adds sensor-1, sensor-2, door-lock): no confusing the two
+    assert not {w.client for w in PUZZLE} & {"client", "sensor-1", "sensor-2", "door-lock"}
 
 
 def test_refuse() -> None:
     assert check("fleet-refuse", REFUSED).correct
     assert check("fleet-refuse", tuple(reversed(REFUSED))).correct
-    assert check("fleet-refuse", "garden, sensor-2, sensor-3").correct
-    targeted("fleet-refuse", [*REFUSED, "sensor-1"], says=("valid at that clock", "sensor-1 is valid"))
-    targeted("fleet-refuse", ["sensor-2", "garden"], says=("not valid *yet*", "sensor-3"))
-    targeted("fleet-refuse", ["sensor-2", "sensor-3"], says=("notAfter", "garden"))
-    assert "not one of the clients" in hint_of("fleet-refuse", ["sensor-9"])
+    assert check("fleet-refuse", "garden, valve-b, pump-1").correct
+    targeted("fleet-refuse", [*REFUSED, "valve-a"], says="notBefore <= clock <= notAfter")
+    targeted("fleet-refuse", ["valve-b", "garden"], says=("notBefore", "not yet valid"))
+    targeted("fleet-refuse", ["valve-b", "pump-1"], says=("month and day", "not only its year"))
+    targeted("fleet-refuse", ["pump-1", "garden"], says="notAfter is before the clock")
+    assert "not one of the clients" in hint_of("fleet-refuse", ["sensor-1"])  # the lab's name, not the puzzle's
+
+
+def test_refuse_hints_teach_the_rule_and_name_no_client() -> None:
+    """A hint says which date to compare with which; finding the client is left to the student."""
+    for wrong in ([*REFUSED, "valve-a"], [*REFUSED, "gate-2"], ["valve-b", "garden"], ["valve-b", "pump-1"],
+                  ["pump-1", "garden"], []):
+        text = hint_of("fleet-refuse", wrong)
+        assert not [w.client for w in PUZZLE if w.client in text], (wrong, text)
 
 
 def test_boot_clock(built_lab: Path) -> None:
@@ -78,7 +89,13 @@ def test_two_names(fleet_lab: Lab) -> None:
     targeted("fleet-two-names", ["client", "garage"], lab=fleet_lab, says="already")  # the first client's name
     targeted("fleet-two-names", ["garage", "garage"], says="the same")
     assert "exactly two" in hint_of("fleet-two-names", ["one"])
-    assert "not a usable client name" in hint_of("fleet-two-names", ["garage", "café"])
+    kueche = targeted("fleet-two-names", ["Küche", "garage"], says=("'Küche' has 'ü'", "ASCII letters"))
+    assert hint_of("fleet-two-names", ["Küche", "garage"]).count("Küche") == 1
+    assert kueche == EXERCISES["fleet-two-names"].hints[-1]
+    targeted("fleet-two-names", ["garage", "café"], says="'é'")
+    other = hint_of("fleet-two-names", ["garage", "door!"])   # names.py's own sentence, the name said once
+    assert other.startswith("'door!' is not a usable client name") and other.count("door!") == 1
+    assert other.endswith(".")
 
 
 def test_two_names_already_added_is_right(tmp_path: Path) -> None:
@@ -92,10 +109,10 @@ def test_two_names_already_added_is_right(tmp_path: Path) -> None:
 def test_every_listed_hint_is_reached(fleet_lab: Lab) -> None:
     """Each targeted hint of the three exercises is earned by one of these wrong answers."""
     answers = {
-        "fleet-refuse": [[*REFUSED, "sensor-1"], ["sensor-2", "garden"], ["sensor-2", "sensor-3"]],
+        "fleet-refuse": [[*REFUSED, "valve-a"], ["valve-b", "garden"], ["valve-b", "pump-1"], ["pump-1", "garden"]],
         "fleet-boot-clock": ["1900-01-01", "2000-01-01", "0001-01-01"],
         "fleet-two-names": [["a b", "c"], ["a/b", "c"], ["a+b", "c"], ["-a", "c"], ["s" * 65, "c"],
-                            ["sensor-1", "c"], ["c", "c"]],
+                            ["sensor-1", "c"], ["c", "c"], ["Küche", "c"]],
     }
     for exercise_id, wrong in answers.items():
         got = [hint_of(exercise_id, a, **({"lab": fleet_lab} if exercise_id == "fleet-two-names" else {}))

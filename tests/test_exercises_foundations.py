@@ -124,7 +124,8 @@ def test_tampered_hints() -> None:
     changed = MESSAGE.replace(b"21", b"91")
     messages = [
         message_of("InvalidSignature", "tampered-message", tampered=MESSAGE, message=MESSAGE),
-        message_of("InvalidSignature", "tampered-message", tampered="text", message=MESSAGE),
+        message_of("InvalidSignature", "tampered-message", tampered=[1], message=MESSAGE),
+        message_of("TypeError", "tampered-message", tampered="text", message=MESSAGE),
         message_of("TypeError", "tampered-message", tampered=..., message=MESSAGE),
         message_of("ValueError", "tampered-message", tampered=changed, message=MESSAGE),
         message_of("accepted", "tampered-message", tampered=changed, message=MESSAGE),
@@ -133,6 +134,13 @@ def test_tampered_hints() -> None:
     ]
     assert_every_hint_reached("tampered-message", messages)
     assert "TypeError means" in message_of("TypeError", "tampered-message", tampered=[1], message=MESSAGE)
+
+
+def test_tampered_as_text_is_told_bytes_not_text() -> None:
+    """verify() raises TypeError for a str; the hint used to ask whether `tampered` was still `...`."""
+    for name in ("TypeError", "InvalidSignature"):
+        hint = message_of(name, "tampered-message", tampered="sensor-1: temperature 91.5 C", message=MESSAGE)
+        assert "bytes, not text" in hint and "b'...'" in hint and "still `...`" not in hint
 
 
 # --- 01: self-signed-cert ---------------------------------------------------------------------------------------
@@ -166,8 +174,38 @@ def test_self_signed_cert_hints() -> None:
         ask(lambda key, name: builder_function()(key, "Bob")),
         ask(builder_function(issuer="other")),
         ask(builder_function(signer="other")),
+        ask(lambda key, name: builder_function()(KEY, name)),                 # the notebook's my_key, not `key`
+        ask(lambda key, name: builder_function()(key, "Ada")),                # a fixed name
     ]
     assert_every_hint_reached("self-signed-cert", messages)
+
+
+def test_self_signed_cert_must_use_its_arguments() -> None:
+    """A builder that uses the notebook's key or a fixed name used to pass: it is called again with a fresh
+    key and another name."""
+    def uses_global_key(key: Any, common_name: str) -> x509.Certificate:
+        return builder_function()(KEY, common_name)
+
+    def half_global(key: Any, common_name: str) -> x509.Certificate:   # binds `key`, but signs with KEY
+        return _signed_by(KEY, key, common_name)
+
+    def fixed_name(key: Any, common_name: str) -> x509.Certificate:
+        return builder_function()(key, "Ada")
+
+    assert "ignores its `key` argument" in message_of(uses_global_key, "self-signed-cert", key=KEY, name="Ada")
+    assert "my_key's public half" in message_of(uses_global_key, "self-signed-cert", key=KEY, name="Ada")
+    assert "ignores its `key` argument" in message_of(half_global, "self-signed-cert", key=KEY, name="Ada")
+    assert "ignores its `common_name` argument" in message_of(fixed_name, "self-signed-cert", key=KEY, name="Ada")
+    assert check("self-signed-cert", builder_function(), key=KEY, name="Ada").correct
+
+
+def _signed_by(signer: Any, key: Any, common_name: str) -> x509.Certificate:
+    """A certificate binding ``common_name`` to ``key``, but signed with ``signer``."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=30)).sign(signer, hashes.SHA256()))
 
 
 def test_certificate_for_next_cells_keeps_a_right_answer_and_replaces_an_unfinished_one(

@@ -8,7 +8,7 @@ from pathlib import Path
 from exercise_helpers import check, fits, garbage_tests, hint_of, targeted
 
 from mqtt_pki_lab.exercises import EXERCISES
-from mqtt_pki_lab.exercises.mqtt import topic_matches, valid_filter
+from mqtt_pki_lab.exercises.mqtt import _CONNACK_MEANING, topic_matches, valid_filter
 from mqtt_pki_lab.steps import BuildOptions, Lab
 
 IDS = ("mqtt-topic-filter", "mqtt-not-authorised", "mqtt-require-certificate", "mqtt-tls-port", "mqtt-username")
@@ -38,6 +38,8 @@ def test_topic_filter() -> None:
     targeted("mqtt-topic-filter", "devices/#/temperature", says="last character")
     targeted("mqtt-topic-filter", "/devices/+/temperature", says="leading '/'")
     targeted("mqtt-topic-filter", "devices/#", says="humidity")
+    targeted("mqtt-topic-filter", "devices/+/temperature/#", says="devices/kitchen/temperature/raw")
+    assert "not its sub-topics" in hint_of("mqtt-topic-filter", "devices/+/temperature/#")
     targeted("mqtt-topic-filter", "devices/+/+", says="humidity")
     targeted("mqtt-topic-filter", "+/+/temperature", says="rooms/kitchen")
     targeted("mqtt-topic-filter", "devices/sensor-1/temperature", says="devices/kitchen/temperature")
@@ -47,7 +49,9 @@ def test_topic_filter() -> None:
 def test_not_authorised() -> None:
     assert check("mqtt-not-authorised", 5).correct
     assert check("mqtt-not-authorised", "5").correct
-    assert check("mqtt-not-authorised", "0x87").correct  # MQTT 5's reason code, explained as such
+    for mqtt5 in ("0x87", 135, "135"):  # MQTT 5's reason code: the question asks for MQTT 3.1.1's
+        assert hint_of("mqtt-not-authorised", mqtt5) == _CONNACK_MEANING[135]
+    targeted("mqtt-not-authorised", 135, says="the question asks for MQTT 3.1.1's return code")
     targeted("mqtt-not-authorised", 4, says="bad user name or password")
     targeted("mqtt-not-authorised", 0, says="accepted")
     targeted("mqtt-not-authorised", "1", says="protocol version")
@@ -100,8 +104,8 @@ def test_every_listed_hint_is_reached() -> None:
     """The tests above reach each hint listed for these exercises (a new hint needs a new test line)."""
     reached = {
         "mqtt-topic-filter": ["devices/*/temperature", "devices/#/temperature", "/devices/+/temperature",
-                              "devices/#", "devices/sensor-1/temperature"],
-        "mqtt-not-authorised": [0, 1, 2, 3, 4, "0x86", 401],
+                              "devices/#", "devices/sensor-1/temperature", "devices/+/temperature/#"],
+        "mqtt-not-authorised": [0, 1, 2, 3, 4, "0x86", "0x87", 401],
         "mqtt-require-certificate": ["require_certificate", "require_certificate false",
                                      "require_certificate = true", "require_certificate yes",
                                      "use_identity_as_username true", "allow_anonymous false", "cafile x"],

@@ -31,6 +31,20 @@ def test_the_answers_are_what_the_real_handshake_does(built_lab: Path) -> None:
     assert check("client-messages", [m.name for m in transcript.handshake if m.sender == "client"]).correct
     assert targeted("client-messages", transcript).startswith("that is the transcript object")
     assert targeted("client-messages", transcript.sender_of("CertificateRequest")).startswith("that is who sent")
+    assert targeted("client-messages", transcript.sender_of("Finished")).startswith("that is who sent")  # "both"
+
+
+def test_broker_needs_accepts_paths_as_notebook_00_does() -> None:
+    """broker/server.crt used to be "not one of the choices" while notebook 00 accepted paths."""
+    from mqtt_pki_lab.exercises import QUESTIONS
+
+    question = QUESTIONS["broker-needs"]
+    assert question.notebook == "05_hand_out_and_prove.ipynb"
+    assert question.check(["broker/ca.crt", "broker/server.key", "broker/server.crt"]).correct
+    assert question.check(["ca.crt", "server.key", "server.crt"]).correct
+    wrong = question.check(["ca/ca.key", "broker/server.key", "broker/server.crt"])
+    assert not wrong.correct and "ca.key never leaves ca/" in wrong.message
+    assert "not one of the choices" in question.check(["broker/mosquitto.conf"]).message
 
 
 def test_broker_flight_accepts_typed_spellings() -> None:

@@ -65,7 +65,8 @@ def test_the_evidence_is_raw_real_and_gives_nothing_away(number: int, broken: di
     scenario = get_scenario(mystery.scenario)
     diagnosis = verify_lab(broken[number]).diagnosis
     assert diagnosis is not None
-    text = str(shown) + shown._repr_html_() + repr(M.Case(broken[number], scenario))
+    text = (str(shown) + shown._repr_html_() + repr(M.Case(broken[number], scenario)) + shown.details()
+            + shown.details()._repr_html_())
     for secret in (scenario.id, scenario.title, scenario.breaks, str(diagnosis), diagnosis.problem,
                    diagnosis.fix, mystery.happened, mystery.why, mystery.fix):
         assert secret not in text, secret
@@ -80,6 +81,10 @@ def test_the_evidence_is_raw_real_and_gives_nothing_away(number: int, broken: di
     if raw.verify_runs[0].output is not None:
         assert all(run.command.startswith("openssl verify -x509_strict -purpose ") for run in raw.verify_runs)
         assert all(run.output and run.exit_code is not None for run in raw.verify_runs)
+    # Short: one line per tool and side, the whole outputs on demand.
+    assert len(str(shown).splitlines()) <= 9, str(shown)
+    assert all(run.command in shown.details() for run in raw.verify_runs)
+    assert "openssl verify" in str(shown) and ".details()" in str(shown)
     run = shown.mosquitto
     assert run is not None and run.command.startswith("mosquitto_pub -h localhost -p PORT --cafile client/ca.crt")
     kind = M.failure_kind(raw)
@@ -176,7 +181,9 @@ def test_the_file_at_fault_exercise() -> None:
     assert asked and {f"mystery-{n}-file" for n in asked} == {e for e in EXERCISES if e.endswith("-file")}
     check = {n: EXERCISES[f"mystery-{n}-file"].check for n in asked}
     assert check[2]("client/ca.crt").correct and check[2]("pki/client/ca.crt").correct
-    assert check[4]("client.key").correct, "a name held by one folder needs no folder"
+    bare = check[4]("client.key")  # the notebook asks for folder/name, and says so
+    assert not bare.correct and bare.message == f"Not yet. Hint: {M.BARE_NAME_HINT}"
+    assert "folder/name" in check[2]("server.crt").message
     assert "which copy" in check[2]("ca.crt").message
     assert "right arrow, other file" in check[2]("broker/ca.crt").message
     assert M.get_mystery(4).hints[8] in check[4]("client/client.crt").message
@@ -185,17 +192,90 @@ def test_the_file_at_fault_exercise() -> None:
     assert M.judge_file(3, "broker/server.csr") == M.get_mystery(3).hints[4]
     for number in asked:
         registered = EXERCISES[f"mystery-{number}-file"]
-        earned = {M.judge_file(number, name) for name in (*M.lab_file_names(), "ca.crt")}
+        names = M.lab_file_names()
+        earned = {M.judge_file(number, name) for name in (*names, *(n.split("/")[-1] for n in names))}
         assert set(registered.hints) == {h for h in earned if isinstance(h, str)}
         assert registered.check(M.get_mystery(number).file).correct
 
 
-def test_the_key_type_exercise() -> None:
+@pytest.mark.parametrize(("answer", "name"), [
+    ("ec-p256", "ec-p256"), ("P-256", "ec-p256"), ("EC P-256", "ec-p256"), ("ecdsa p256", "ec-p256"),
+    ("prime256v1", "ec-p256"), ("secp256r1", "ec-p256"), ("NIST P-256", "ec-p256"), ("P-384", "ec-p384"),
+    ("secp384r1", "ec-p384"), ("RSA 2048", "rsa-2048"), ("rsa:3072", "rsa-3072"), ("4096-bit RSA", "rsa-4096"),
+    ("Ed25519", "ed25519"), ("ed-25519", "ed25519"), ("ED 25519", "ed25519")])
+def test_the_key_type_exercise_takes_the_common_spellings(answer: str, name: str) -> None:
+    from mqtt_pki_lab.keys import KEY_TYPES
+
+    verdict = EXERCISES["mystery-6-key-type"].check(answer)
+    assert verdict.correct and name in verdict.message and KEY_TYPES[name].about in verdict.message
+
+
+def test_the_key_type_exercise_hints() -> None:
+    from mqtt_pki_lab.exercises.breakit import KEY_TYPE_MISTAKES
+
     check = EXERCISES["mystery-6-key-type"].check
-    assert check("ec-p256").correct and check("RSA 2048").correct
-    assert "security level 2" in check("rsa-1024").message
-    assert "one of the lab's key types" in check("rsa-4097").message
-    assert set(EXERCISES["mystery-6-key-type"].hints) == {M.judge_key_type("rsa-1024"), M.judge_key_type("rsa-4097")}
+    assert "security level 2" in check("rsa-1024").message and "1024" in check("RSA 1024 bits").message
+    assert "224 bits" in check("P-192").message and "224 bits" in check("prime192v1").message
+    assert "which curve" in check("EC").message and "which curve" in check("ECDSA").message
+    assert "how many bits" in check("RSA").message
+    assert "key exchange" in check("X25519").message and "ed25519" in check("curve25519").message
+    assert "2048, 3072 or 4096" in check("rsa-4097").message
+    assert "not a key type of the lab" in check("P-224").message  # allowed by OpenSSL, not made by the lab
+    listed = EXERCISES["mystery-6-key-type"].hints
+    assert set(listed) == {M.judge_key_type(a) for a in KEY_TYPE_MISTAKES}
+    for answer in KEY_TYPE_MISTAKES:
+        verdict = check(answer)
+        assert not verdict.correct and verdict.message.removeprefix("Not yet. Hint: ") in listed, answer
+
+
+def test_the_key_type_question_lists_the_lab_s_key_types() -> None:
+    from mqtt_pki_lab.keys import KEY_TYPES
+
+    for path in (REPO / "notebooks" / "07_break_it.ipynb",
+                 REPO / "notebooks" / "solutions" / "07_break_it_solutions.ipynb"):
+        cells = json.loads(path.read_text())["cells"]
+        question = next("".join(c["source"]) for c in cells if "**key type**" in "".join(c["source"]))
+        assert re.findall(r"`([a-z0-9-]+)`", question.split(" are ")[1].split(";")[0]) == list(KEY_TYPES)
+
+
+def test_a_right_arrow_does_not_give_the_next_file_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(M, "_TRIES", {})
+    two = M.get_mystery(2)
+    assert two.asks_file and not two.file_first
+    arrow = EXERCISES["mystery-2"].check(two.arrow)
+    assert arrow.correct and not isinstance(arrow, M.Reveal)
+    assert "client/" not in arrow.message and "broker/" not in arrow.message  # which copy: the next answer
+    assert two.happened not in arrow.message and two.fix not in arrow.message
+    file = EXERCISES["mystery-2-file"].check(two.file)  # then the whole story
+    assert file.correct and isinstance(file, M.Reveal)
+    for part in (two.file, two.happened, two.why, two.fix):
+        assert part in file.message
+    four = M.get_mystery(4)  # the odd one out is found first, then the arrow that made it
+    assert four.asks_file and four.file_first
+    file = EXERCISES["mystery-4-file"].check(four.file)
+    assert file.correct and not re.search(rf"\barrow {four.arrow}\b", file.message, re.IGNORECASE)
+    assert four.why not in file.message
+    arrow = EXERCISES["mystery-4"].check(four.arrow)
+    assert arrow.correct and isinstance(arrow, M.Reveal) and four.fix in arrow.message
+
+
+def test_mystery_texts_keep_the_lessons_of_03_and_04() -> None:
+    three = M.get_mystery(3)  # 03: the CA decides every name, it never copies a CSR's extensions blindly
+    assert "-copy_extensions copy" not in three.why + three.fix
+    assert "-extfile" in three.fix and "subjectAltName=DNS:localhost" in three.fix
+    seven = M.get_mystery(7)  # 04: a private key that left its box has leaked
+    assert "server.key" in seven.fix and "leaked" in seven.fix and "arrows 3-5" in seven.fix
+    assert "matches client.crt" not in seven.hints[6] and "not the client's own key" in seven.hints[6]
+
+
+def test_notebook_07_asks_the_file_where_the_mystery_says() -> None:
+    cells = json.loads((REPO / "notebooks" / "07_break_it.ipynb").read_text())["cells"]
+    calls = re.findall(r'course\.check\("(mystery-[\w-]+)"', "\n".join("".join(c["source"]) for c in cells))
+    for mystery in M.MYSTERIES:
+        if mystery.asks_file:
+            first, second = ((f"{mystery.exercise}-file", mystery.exercise) if mystery.file_first
+                             else (mystery.exercise, f"{mystery.exercise}-file"))
+            assert calls.index(first) + 1 == calls.index(second), mystery.number
 
 
 @pytest.mark.parametrize("scenario", [s.id for s in SCENARIOS])

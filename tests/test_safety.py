@@ -1,4 +1,4 @@
-"""Bad input never hurts: 143 kinds of it, each refused in one line, with nothing on disk changed.
+"""Bad input never hurts: 144 kinds of it, each refused in one line, with nothing on disk changed.
 
 Every row of :data:`BAD` runs the real command line (``python -m mqtt_pki_lab``) in a private folder that
 holds a copy of a built lab (and, where a row needs it, a second lab, an encrypted lab or odd files), and
@@ -13,7 +13,7 @@ checks that the command
 
 The rows of :data:`API_NAMES` and :data:`WEAK_CSRS` do the same through the Python API (a NUL cannot be
 passed in ``argv``; :func:`~mqtt_pki_lab.sign.sign_csr` has no command of its own).
-133 CLI rows + 4 NUL rows + 6 CSR rows make 143 kinds (3 of them, permission cases, run without
+134 CLI rows + 4 NUL rows + 6 CSR rows make 144 kinds (3 of them, permission cases, run without
 root's power over file modes when the tests run as root);
 :func:`test_the_docstring_counts_the_kinds` keeps that number honest.
 
@@ -42,6 +42,7 @@ from cryptography.x509.oid import NameOID
 
 from mqtt_pki_lab.errors import InputError
 from mqtt_pki_lab.keys import load_private_key
+from mqtt_pki_lab.names import check_host_name
 from mqtt_pki_lab.options import BuildOptions
 from mqtt_pki_lab.pem import load_certificate
 from mqtt_pki_lab.sign import sign_csr
@@ -273,6 +274,8 @@ BAD: list[Bad] = [
     Bad("build-server-name-empty", ("build", "new", "--server-name", ""), 2, "--server-name"),
     Bad("build-server-name-label-starts-with-dash", ("build", "new", "--server-name=-mqtt.example.com"), 2,
         "--server-name"),
+    Bad("build-server-name-ipv4-out-of-range", ("build", "new", "--server-name", "mqtt.home.arpa", "--server-name",
+                                                    "192.168.1.300"), 2, "--server-name"),
     Bad("build-ca-name-over-64", ("build", "new", "--ca-name", LONG), 2, "--ca-name"),
     Bad("build-ca-name-newline", ("build", "new", "--ca-name", "Root\nCA"), 2, "--ca-name"),
     Bad("build-ca-name-empty", ("build", "new", "--ca-name", " "), 2, "--ca-name"),
@@ -449,6 +452,25 @@ def test_a_nul_in_a_name_is_refused_by_the_api(which: str, lab_copy: Path) -> No
     assert caught.value.where == where
     assert "\x00" not in str(caught.value) and "\n" not in str(caught.value)
     assert tree(lab_copy) == before
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("192.168.1.300", "each of the four numbers must be 0-255"),
+    ("256.1.1.1", "each of the four numbers must be 0-255"),
+    ("192.168.001.050", "without leading zeros"),
+    ("192.168.1", "four numbers 0-255 separated by dots"),
+    ("mqtt.home.123", "its last label '123' is all digits"),
+])
+def test_a_name_with_an_all_numeric_last_label_is_refused(name: str, why: str) -> None:
+    """RFC 1123 §2.1 / RFC 3696 §2: a top-level label is never all digits, so such a name is a mistyped
+    address, refused in one line, and never written into a certificate as DNS:NAME."""
+    with pytest.raises(InputError) as caught:
+        BuildOptions(server_names=("mqtt.home.arpa", name)).check()
+    assert caught.value.where == "--server-name"
+    assert why in caught.value.problem and "\n" not in str(caught.value)
+    assert check_host_name("mqtt.home.arpa") == "mqtt.home.arpa"   # digits elsewhere stay allowed:
+    assert check_host_name("mqtt2.3com.example") == "mqtt2.3com.example"
+    assert check_host_name("192.168.1.255") == "192.168.1.255"
 
 
 # --- the CA refuses weak, unusual and tampered CSRs (sign_csr) ------------------------------------------------------

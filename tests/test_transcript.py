@@ -43,6 +43,11 @@ def test_the_transcript_is_the_tls13_mutual_handshake_in_order(built_lab: Path) 
     assert transcript.sender_of("CertificateRequest") == "broker"
     assert transcript.sender_of("certificaterequest ") == "broker"
     assert transcript.sender_of("ServerHelloDone") is None  # a TLS 1.2 message: not in TLS 1.3
+    # Both sides send Certificate, CertificateVerify and Finished in mutual TLS: sender_of says so
+    # (it used to give the first sender, "broker", for Finished).
+    for both in ("Finished", "Certificate", "CertificateVerify"):
+        assert transcript.sender_of(both) == "both"
+    assert transcript.sender_of("ClientHello") == "client"
     assert transcript.sent_by("client") == ["ClientHello", "Certificate", "CertificateVerify", "Finished"]
 
 
@@ -55,6 +60,19 @@ def test_the_transcript_reads_as_a_short_table_with_what_each_message_proves(bui
     assert "NewSessionTicket" in lines[10]
     html = transcript._repr_html_()
     assert html.count("<tr>") == 11 and "CertificateRequest" in html and "PRIVATE KEY" not in html
+
+
+def test_the_transcript_without_roles_does_not_tell_what_each_message_proves(built_lab: Path) -> None:
+    """Notebook 05 shows the messages before it asks which one proves the key: the answer is not in the table."""
+    transcript = handshake_transcript(built_lab)
+    plain = transcript.without_roles()
+    assert plain.messages == transcript.messages and plain.result == transcript.result
+    text, html = str(plain), plain._repr_html_()
+    assert len(text.splitlines()) == 12 and "CertificateVerify" in text and "CertificateVerify" in html
+    for role in H.MESSAGE_ROLES.values():
+        assert role not in text and role not in html
+    assert "proves" not in text and "proves" not in html and "what it does" not in html
+    assert "proves it holds it" in str(transcript)   # the full table still says it
 
 
 def test_the_contexts_get_their_callbacks_back(built_lab: Path) -> None:

@@ -2,7 +2,7 @@
 
 ``course.check("mystery-3", 5)`` judges the arrow of mystery 3; ``course.check("mystery-4-file",
 "client/client.key")`` the file at fault (for the mysteries whose notebook asks it);
-``course.check("mystery-6-key-type", "ec-p256")`` the key type to make ``server.key`` again with. The
+``course.check("mystery-6-key-type", "ec-p256")`` (or ``"P-256"``) the key type to make ``server.key`` again with. The
 judges and the hints live in :mod:`mqtt_pki_lab.mysteries`; every hint a wrong answer can earn is listed
 in the exercise's ``hints`` (computed from the judges, so the list never drifts from what they say).
 """
@@ -22,7 +22,8 @@ def _arrow_hints(mystery: M.Mystery) -> tuple[str, ...]:
 
 
 def _file_hints(mystery: M.Mystery) -> tuple[str, ...]:
-    found = (M.judge_file(mystery.number, name) for name in (*M.lab_file_names(), "ca.crt"))
+    names = M.lab_file_names()
+    found = (M.judge_file(mystery.number, name) for name in (*names, *(n.split("/")[-1] for n in names)))
     return tuple(dict.fromkeys(h for h in found if isinstance(h, str)))
 
 
@@ -33,7 +34,7 @@ def _register(mystery: M.Mystery) -> None:
         return M.answer_mystery(number, answer)
 
     def file_judge(answer: Any) -> Verdict:
-        return M.judge_file(number, answer)
+        return M.answer_file(number, answer)
 
     exercise(mystery.exercise, NOTEBOOK, f"mystery {number}: the arrow (1-10) at fault", hint=mystery.hint,
              hints=_arrow_hints(mystery))(arrow_judge)
@@ -47,12 +48,17 @@ for _mystery in M.MYSTERIES:
     _register(_mystery)
 
 
+#: Wrong key types a student may write, one for each targeted hint of ``mystery-6-key-type``.
+KEY_TYPE_MISTAKES = (*M.WEAK_KEY_TYPES, "rsa-4097", "EC", "ECDSA", "RSA", "X25519", "Curve25519")
+
+
 def _key_type_hints() -> tuple[str, ...]:
-    found = (M.judge_key_type(a) for a in ("rsa-1024", "rsa-4097"))
-    return tuple(h for h in found if isinstance(h, str))
+    found = (M.judge_key_type(a) for a in KEY_TYPE_MISTAKES)
+    return tuple(dict.fromkeys(h for h in found if isinstance(h, str)))
 
 
 @exercise("mystery-6-key-type", NOTEBOOK, "mystery 6: a key type to make server.key again with",
-          hint="choose one of the lab's key types (mqtt_pki_lab.keys.KEY_TYPES).", hints=_key_type_hints())
+          hint="choose one of the lab's key types (mqtt_pki_lab.keys.KEY_TYPES: "
+               f"{', '.join(M.key_type_names())}).", hints=_key_type_hints())
 def _key_type(answer: Any) -> Verdict:
     return M.judge_key_type(answer)

@@ -2,7 +2,8 @@
 
 * ``broker-names``: the subjectAltName entries a broker needs for clients that dial a DNS name and an IP
   address (DNS vs IP entries; the Common Name alone does not do);
-* ``broker-eku``: read ``server.crt``'s extendedKeyUsage with ``cryptography``;
+* ``broker-eku``: read ``server.crt``'s extendedKeyUsage with ``cryptography`` (the value or its OID objects:
+  the purpose typed as text is not a reading);
 * ``csr-policy``: a CSR asks for names; the student decides, by the CA's policy, which ones it signs.
 """
 
@@ -27,7 +28,7 @@ NOTEBOOK = "03_broker_certificate.ipynb"
 DIALLED_DNS = "mqtt.example.com"
 DIALLED_IP = "192.168.1.20"
 
-_NAMES_FORMAT = ("write each entry with its type, as openssl prints a SAN: a list such as "
+_NAMES_FORMAT = ("write each entry with its type, as openssl's -addext/-extfile take a SAN: a list such as "
                  "[\"DNS:some.host.name\", \"IP:10.0.0.1\"]. The type matters: a client compares a dialled name "
                  "with DNS entries and a dialled address with IP entries.")
 _NAMES_CN = ("the Common Name is not where clients look. A client matches the name it dialled against the "
@@ -139,8 +140,11 @@ _EKU_CLIENT = ("clientAuth (1.3.6.1.5.5.7.3.2) is the purpose of a client's cert
                "broker/server.crt?")
 _EKU_BOTH = ("a certificate good for both serverAuth and clientAuth could act as a broker and as a client; "
              "the lab gives each side only its own purpose. Read server.crt again.")
-_EKU_GENERAL = ("give the extendedKeyUsage of broker/server.crt as cryptography reads it (the extension's value, "
-                "its list of OIDs, or the OID's dotted string).")
+_EKU_TYPED = ("that is the right purpose, but typed by hand: the exercise is to *read* it from the "
+              "certificate with cryptography. Read it from server_cert: "
+              "server_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value")
+_EKU_GENERAL = ("give the extendedKeyUsage of broker/server.crt as cryptography reads it: the extension, its "
+                "value (an x509.ExtendedKeyUsage), or its list of ObjectIdentifier objects.")
 
 
 def _oids(answer: Any) -> list[str] | None:
@@ -172,9 +176,17 @@ def _oids(answer: Any) -> list[str] | None:
     return None
 
 
+def _typed_by_hand(answer: Any) -> bool:
+    """True when the answer holds text (``"serverAuth"``, ``"1.3.6.1.5.5.7.3.1"``) rather than what
+    cryptography reads from a certificate (an Extension, an ExtendedKeyUsage, ObjectIdentifier objects)."""
+    if isinstance(answer, str):
+        return True
+    return isinstance(answer, (list, tuple)) and any(_typed_by_hand(item) for item in answer)
+
+
 @exercise("broker-eku", NOTEBOOK, "read server.crt's extendedKeyUsage with cryptography", hint=_EKU_GENERAL,
           hints=(_EKU_KU, _EKU_OTHER_EXTENSION, _EKU_CERT, _EKU_PEM,
-                 _EKU_CLIENT, _EKU_BOTH), kind="code")
+                 _EKU_CLIENT, _EKU_BOTH, _EKU_TYPED), kind="code")
 def _broker_eku(answer: Any) -> Feedback | str:
     value = answer.value if isinstance(answer, x509.Extension) else answer
     if isinstance(value, x509.KeyUsage):
@@ -189,6 +201,8 @@ def _broker_eku(answer: Any) -> Feedback | str:
     if oids is None:
         return _EKU_GENERAL
     server, client = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string, ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+    if set(oids) == {server} and _typed_by_hand(answer):
+        return _EKU_TYPED
     if set(oids) == {server}:
         return right("serverAuth, OID 1.3.6.1.5.5.7.3.1 (RFC 5280 §4.2.1.12): this certificate may identify a "
                      "TLS server and nothing else. OpenSSL checks it (so do Python's contexts): a client refuses "
@@ -204,7 +218,8 @@ def _broker_eku(answer: Any) -> Feedback | str:
 
 #: The names the student's CSR asks for in the notebook, and the CA's policy: names under ``.lab.example``.
 POLICY_SUFFIX = ".lab.example"
-CSR_ASKS = ("mqtt.lab.example", "bank.example", "mqtt.lab.example.attacker.net", "printer.lab.example")
+CSR_ASKS = ("mqtt.lab.example", "bank.example", "mqtt.lab.example.attacker.net", "printer.lab.example",
+            "mqtt.evillab.example")
 POLICY_GRANTS = frozenset(n for n in CSR_ASKS if n.endswith(POLICY_SUFFIX))
 
 _POLICY_BANK = ("bank.example is not under .lab.example. The CSR's signature only proves that whoever sent it "
@@ -213,15 +228,18 @@ _POLICY_BANK = ("bank.example is not under .lab.example. The CSR's signature onl
 _POLICY_SUFFIX = ("mqtt.lab.example.attacker.net *contains* lab.example but ends in .attacker.net: it belongs to "
                   "whoever owns attacker.net. Check how a name ends (\"ends with .lab.example\"), never whether "
                   "it contains the text: a classic bug of name checks.")
+_POLICY_DOT = ("mqtt.evillab.example ends in the text lab.example, but it is under evillab.example, a domain of "
+               "its own that anyone may register. A name under .lab.example ends with the dot too: "
+               "n.endswith(\".lab.example\"), or the name is lab.example itself.")
 _POLICY_MISSING = ("{missing} is under .lab.example too: the policy allows it. A CA that refuses what its policy "
                    "allows just sends people elsewhere.")
-_POLICY_EMPTY = "the policy does allow names under .lab.example. Which of the four end so?"
+_POLICY_EMPTY = "the policy does allow names under .lab.example. Which of the five end so?"
 _POLICY_UNKNOWN = "{unknown}: the CSR does not ask for it. The CA signs (some of) the names asked for, nothing else."
 _POLICY_GENERAL = "give the names the CA should sign, as a list of strings, e.g. [\"a.lab.example\"]."
 
 
 @exercise("csr-policy", NOTEBOOK, "decide which names of a CSR the CA signs under its policy", hint=_POLICY_GENERAL,
-          hints=(_POLICY_BANK, _POLICY_SUFFIX, _POLICY_MISSING, _POLICY_EMPTY,
+          hints=(_POLICY_BANK, _POLICY_SUFFIX, _POLICY_DOT, _POLICY_MISSING, _POLICY_EMPTY,
                  _POLICY_UNKNOWN))
 def _csr_policy(answer: Any) -> Feedback | str:
     if isinstance(answer, str):
@@ -246,10 +264,13 @@ def _csr_policy(answer: Any) -> Feedback | str:
         return _POLICY_BANK
     if "mqtt.lab.example.attacker.net" in picked:
         return _POLICY_SUFFIX
+    if "mqtt.evillab.example" in picked:
+        return _POLICY_DOT
     missing = sorted(POLICY_GRANTS - picked)
     if missing:
         return _POLICY_MISSING.format(missing=", ".join(missing))
-    return right("mqtt.lab.example and printer.lab.example, and nothing else. The CA decides every name it signs "
+    return right("mqtt.lab.example and printer.lab.example, and nothing else (mqtt.evillab.example ends in "
+                 "'lab.example' but not in '.lab.example'). The CA decides every name it signs "
                  "(the lab's profile never copies a CSR's extensions); a public CA must also check that the "
                  "requester controls each name (CA/Browser Forum Baseline Requirements §3.2.2.4).")
 

@@ -1,7 +1,8 @@
 """Exercises of notebook 02 (the CA, arrows 1-2): read ``ca.crt`` with ``cryptography`` and type what it says.
 
 The student loads the lab's CA certificate and answers from it: its lifetime in days, its basicConstraints
-(critical? which path length?), its keyUsage bits, and whether ``ca.crt`` carries the public half of
+(critical? which path length? read by a function the judge also runs on a lax CA, where ``.critical`` and
+``.value.ca`` differ), its keyUsage bits, and whether ``ca.crt`` carries the public half of
 ``ca.key`` (two fingerprints they compute). Each judge compares with the certificate the student read,
 passed as context (``cert=ca_cert``, ``lab=lab``); without it, with the lab's defaults
 (:mod:`mqtt_pki_lab.profile`).
@@ -13,11 +14,14 @@ import contextlib
 import datetime as dt
 import hashlib
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ..diagram import BROKER, CA_CERT, CA_KEY, FIRST_CLIENT
 from ..files import read_bytes
@@ -25,6 +29,7 @@ from ..keys import load_private_key
 from ..pem import load_certificate
 from ..profile import CLOCK_SKEW, DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_CA_DAYS, MAX_LEAF_DAYS
 from . import Feedback, exercise, normalise, right
+from .foundations import has_placeholder
 
 NOTEBOOK = "02_the_ca.ipynb"
 
@@ -111,10 +116,15 @@ def _ca_lifetime(answer: Any, *, cert: Any = None) -> Feedback | str | None:
 
 # --- basicConstraints ---------------------------------------------------------------------------------------------
 
-_BC_PAIR = "answer with two values, (critical, path length): e.g. (False, 3)."
-_BC_EXTENSION = ("that is the whole extension; answer with what it says: (bc.critical, bc.value.path_length).")
-_BC_VALUE = ("that is the extension's value; its criticality is kept on the Extension around it: answer "
-             "(bc.critical, bc.value.path_length).")
+_BC_FUNCTION = ("answer with your function itself, basic_constraints (no brackets): the check calls it on ca_cert "
+                "and on another CA certificate, and it should return a pair (critical, path_length).")
+_BC_CONTEXT = ("pass your CA certificate with it, as the cell shows: course.check('ca-basic-constraints', "
+               "basic_constraints, cert=ca_cert).")
+_BC_PAIR = "your function should return two values, (critical, path length): e.g. (False, 3)."
+_BC_EXTENSION = ("your function returns the whole extension; return what it says: (bc.critical, "
+                 "bc.value.path_length).")
+_BC_VALUE = ("your function returns the extension's value; its criticality is kept on the Extension around it: "
+             "return (bc.critical, bc.value.path_length).")
 _BC_CRITICAL = ("look again at bc.critical (on the Extension, not on bc.value). Strict verifiers (OpenSSL "
                 "-x509_strict, Python 3.13) refuse a CA whose basicConstraints is not critical, as RFC 5280 "
                 "§4.2.1.9 requires.")
@@ -125,6 +135,13 @@ _BC_ONE = ("a path length of 1 would let this CA sign one intermediate CA below 
 _BC_CA_FLAG = ("the second value looks like bc.value.ca (yes, it is a CA); the question asks for the path "
                "length, bc.value.path_length.")
 _BC_SWAPPED = "the order is (critical, path length): a True/False first, then a number."
+_BC_READS_CA = ("right values for your CA, but on a CA certificate whose basicConstraints is NOT critical your "
+                "function still says critical=True: it reads the value's .ca (\"I am a CA\", True on both), not "
+                "the flag. Criticality is on the Extension: bc.critical.")
+_BC_FIXED = ("your function gives {got} for another CA certificate too, whose basicConstraints says {other}: "
+             "read both values from `cert`, the function's argument, not from ca_cert or typed in.")
+_BC_OTHER = ("right for your CA, but on another CA certificate (basicConstraints not critical, no path length) "
+             "your function gives {got}; it should give {other}. Read bc.critical and bc.value.path_length.")
 
 
 def _truth(value: Any) -> bool | None:
@@ -150,45 +167,98 @@ def _path_length(value: Any) -> int | str | None:
     return "?"
 
 
-@exercise("ca-basic-constraints", NOTEBOOK, "read ca.crt's basicConstraints: is it critical, which path length?",
-          hint="bc = ca_cert.extensions.get_extension_for_class(x509.BasicConstraints); "
-               "answer = (bc.critical, bc.value.path_length).",
-          hints=(_BC_PAIR, _BC_EXTENSION, _BC_VALUE, _BC_CRITICAL, _BC_NO_LIMIT, _BC_ONE, _BC_CA_FLAG, _BC_SWAPPED))
-def _ca_basic_constraints(answer: Any, *, cert: Any = None) -> Feedback | str | None:
-    expected: tuple[bool, int | None] = (True, 0)
-    found = _certificate(cert)
-    if found is not None:
-        try:
-            ext = found.extensions.get_extension_for_class(x509.BasicConstraints)
-            expected = (ext.critical, ext.value.path_length)
-        except x509.ExtensionNotFound:
-            pass
-    if isinstance(answer, x509.Extension):
+def _bc_expected(cert: x509.Certificate) -> tuple[bool, int | None] | None:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return None
+    return ext.critical, ext.value.path_length
+
+
+def _bc_pair(got: Any) -> tuple[bool, int | str | None] | str:
+    """What a function returned, as (critical, path length), or the hint it earns."""
+    if isinstance(got, x509.Extension):
         return _BC_EXTENSION
-    if isinstance(answer, x509.BasicConstraints):
+    if isinstance(got, x509.BasicConstraints):
         return _BC_VALUE
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
         return _BC_PAIR
-    first, second = answer
+    first, second = got
     if not isinstance(first, bool) and isinstance(second, bool):
         return _BC_SWAPPED
-    critical, length = _truth(first), _path_length(second)
+    critical = _truth(first)
     if critical is None:
         return _BC_PAIR
     if isinstance(second, bool):
         return _BC_CA_FLAG
-    if (critical, length) == expected:
-        return right(f"basicConstraints is critical, CA:TRUE with pathLen {expected[1]}: a CA that may sign leaf "
-                     "certificates only, no CA below it. Critical, because a verifier that ignored it could "
-                     "take any certificate for a CA (RFC 5280 §4.2.1.9; OpenSSL -x509_strict and Python 3.13 "
-                     "reject a CA without it).")
-    if critical != expected[0]:
-        return _BC_CRITICAL
-    if length is None:
-        return _BC_NO_LIMIT
-    if length == 1 and expected[1] == 0:
-        return _BC_ONE
-    return None
+    return critical, _path_length(second)
+
+
+@lru_cache(maxsize=1)
+def other_ca_certificate() -> x509.Certificate:
+    """A CA certificate whose basicConstraints is NOT critical and sets no path length (CA:TRUE only).
+
+    Strict verifiers refuse such a CA (RFC 5280 §4.2.1.9); the judge of ``ca-basic-constraints`` calls the
+    student's function on it, where ``.critical`` (False) and ``.value.ca`` (True) differ.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old Lax Root CA")])
+    now = dt.datetime.now(dt.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - CLOCK_SKEW)
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False)
+            .sign(key, hashes.SHA256()))
+
+
+@exercise("ca-basic-constraints", NOTEBOOK, "write a function that reads a certificate's basicConstraints: is it "
+          "critical, which path length?",
+          hint="bc = cert.extensions.get_extension_for_class(x509.BasicConstraints); "
+               "return (bc.critical, bc.value.path_length).",
+          hints=(_BC_FUNCTION, _BC_CONTEXT, _BC_PAIR, _BC_EXTENSION, _BC_VALUE, _BC_CRITICAL, _BC_NO_LIMIT, _BC_ONE,
+                 _BC_CA_FLAG, _BC_SWAPPED, _BC_READS_CA, _BC_FIXED.format(got="(True, 0)", other="(False, None)"),
+                 _BC_OTHER.format(got="(False, 0)", other="(False, None)")), kind="code")
+def _ca_basic_constraints(answer: Any, *, cert: Any = None) -> Feedback | str | None:
+    if not callable(answer) or isinstance(answer, type):
+        return _BC_FUNCTION
+    if has_placeholder(answer):
+        return Feedback(False, "Not finished yet: basic_constraints still returns `...`. Make it return "
+                               "(critical, path_length), then run the cell again.", answered=False)
+    found = _certificate(cert)
+    expected = _bc_expected(found) if found is not None else None
+    if found is None or expected is None:
+        return _BC_CONTEXT
+    got = _bc_pair(answer(found))
+    if isinstance(got, str):
+        return got
+    critical, length = got
+    if got != expected:
+        if critical != expected[0]:
+            return _BC_CRITICAL
+        if length is None:
+            return _BC_NO_LIMIT
+        if length == 1 and expected[1] == 0:
+            return _BC_ONE
+        return None
+    other = other_ca_certificate()
+    other_expected = _bc_expected(other)
+    other_got = _bc_pair(answer(other))
+    if other_got != other_expected:
+        if isinstance(other_got, tuple) and other_got == got:
+            return _BC_FIXED.format(got=_shown(got), other=_shown(other_expected))
+        if isinstance(other_got, tuple) and other_got[0] is True:
+            return _BC_READS_CA
+        return _BC_OTHER.format(got=other_got if isinstance(other_got, str) else _shown(other_got),
+                                other=_shown(other_expected))
+    return right(f"basicConstraints is critical, CA:TRUE with pathLen {expected[1]}: a CA that may sign leaf "
+                 "(end-entity) certificates only, no CA below it; and your function also told the lax CA "
+                 "(not critical, no path length) apart. Critical, because a verifier that ignored it could "
+                 "take any certificate for a CA (RFC 5280 §4.2.1.9; OpenSSL -x509_strict and Python 3.13 "
+                 "reject a CA whose basicConstraints is not critical).")
+
+
+def _shown(pair: Any) -> str:
+    return f"({pair[0]!r}, {pair[1]!r})" if isinstance(pair, tuple) and len(pair) == 2 else repr(pair)
 
 
 # --- keyUsage ---------------------------------------------------------------------------------------------------
@@ -382,4 +452,4 @@ def _ca_key_matches(answer: Any, *, lab: Any = None) -> Feedback | str | None:
     return None
 
 
-__all__ = ["KEY_USAGE_BITS", "key_usage_bits"]
+__all__ = ["KEY_USAGE_BITS", "key_usage_bits", "other_ca_certificate"]

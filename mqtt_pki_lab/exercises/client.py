@@ -1,7 +1,8 @@
 """Exercises of notebook 04 (the client's certificate, arrows 6-8): a device's CSR, custody, its MQTT name.
 
-* ``device-csr``: complete the ``cryptography`` code that builds a device's CSR (its name as Common Name,
-  a URI naming the device in the subjectAltName, signed with the device's own key);
+* ``device-csr``: complete ``make_csr(key, name)``, the ``cryptography`` code that builds a device's CSR (its
+  name as Common Name, a URI naming the device in the subjectAltName, signed with the device's own key); the
+  judge calls it for two devices, each with a fresh key, so a name or key typed in does not pass;
 * ``device-travels``: which file travels from the device to the CA (only the CSR);
 * ``client-username``: the MQTT username mosquitto takes from a client certificate (its Common Name).
 """
@@ -17,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from ..certificates import common_name
 from ..keys import same_public_key
 from ..profile import client_uri
-from ..sign import check_csr
 from . import Feedback, exercise, normalise, right
+from .foundations import has_placeholder
 
 NOTEBOOK = "04_client_certificate.ipynb"
 
@@ -31,70 +32,108 @@ PRIVATE_TYPES = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519P
 # --- device-csr ---------------------------------------------------------------------------------------------------
 
 _CSR_PRIVATE = ("that is a private key. It never travels: the CA gets only the CSR, which carries the public "
-                "key and is signed with the private one. Pass the CSR (and device_key.public_key() as key=).")
-_CSR_BUILDER = ("that is the builder, not yet a CSR: finish it with .sign(device_key, hashes.SHA256()) "
+                "key and is signed with the private one. make_csr returns the CSR it builds.")
+_CSR_BUILDER = ("make_csr returns the builder, not yet a CSR: finish it with .sign(key, hashes.SHA256()) "
                 "(the device signs its own request with its own key).")
-_CSR_PEM = "that is text or bytes; give the CSR object (or load it with x509.load_pem_x509_csr)."
-_CSR_CERT = "that is a certificate: what the CA sends back later. The device sends a signing *request*."
+_CSR_PEM = "make_csr returns text or bytes; return the CSR object that .sign(...) gives."
+_CSR_CERT = "make_csr returns a certificate: what the CA sends back later. The device sends a signing *request*."
 _CSR_SIGNATURE = ("the CSR's signature does not verify: it was changed after signing, or signed by a key "
                   "other than the one it carries. The CA would refuse it.")
-_CSR_OTHER_KEY = ("this CSR carries another key than the device's: sign the builder with device_key, the key "
-                  "made on the device.")
 _CSR_NO_CN = ("the subject has no Common Name. mosquitto reads the MQTT username from it "
-              "(use_identity_as_username): x509.NameAttribute(NameOID.COMMON_NAME, \"sensor-7\").")
+              "(use_identity_as_username): x509.NameAttribute(NameOID.COMMON_NAME, name).")
 _CSR_WRONG_CN = "the Common Name is {cn!r}; the device is called {name!r}, and the CN becomes its MQTT username."
 _CSR_NO_SAN = ("no subjectAltName: add one naming the device with the lab's URI, "
                "x509.UniformResourceIdentifier(\"{uri}\") (cryptography's client verifier wants a SAN on a client "
                "certificate).")
-_CSR_DNS = ("{name!r} as a DNS name says the device is a host called {name!r}: a single-label DNS name, which "
-            "is not valid host syntax (pkilint reports it). The lab names a device by a URI: \"{uri}\".")
+_CSR_DNS = ("{name!r} as a DNS name says the device is a host that others dial by that name; nobody dials a "
+            "sensor, it dials the broker. (A one-label name is valid DNS syntax, RFC 1034, but linters of "
+            "certificates such as pkilint flag it.) The lab names a device by a URI: \"{uri}\".")
 _CSR_WRONG_URI = "the subjectAltName's URI should be exactly \"{uri}\" (the lab's URN for this device)."
-_CSR_REFUSED = "the CA would refuse this CSR: {why}"
-_CSR_GENERAL = "give the CSR object your code built (x509.CertificateSigningRequestBuilder()....sign(...))."
+_CSR_GENERAL = ("make_csr should return the CSR object it builds "
+                "(x509.CertificateSigningRequestBuilder()....sign(key, hashes.SHA256())).")
 
 
-@exercise("device-csr", NOTEBOOK, "build the CSR of device sensor-7 with cryptography", hint=_CSR_GENERAL,
-          hints=(_CSR_PRIVATE, _CSR_BUILDER, _CSR_PEM, _CSR_CERT, _CSR_SIGNATURE, _CSR_OTHER_KEY, _CSR_NO_CN,
-                 _CSR_WRONG_CN, _CSR_NO_SAN,
-                 _CSR_DNS, _CSR_WRONG_URI,
-                 _CSR_REFUSED), kind="code")
-def _device_csr(answer: Any, key: Any = None, name: str = DEVICE) -> Feedback | str:
-    if isinstance(answer, PRIVATE_TYPES) or isinstance(key, PRIVATE_TYPES):
+_CSR_FUNCTION = ("pass the function itself, make_csr (no brackets): the check calls it for sensor-7 and for "
+                 "another device, each with a fresh key.")
+_CSR_FIXED_NAME = ("make_csr({other!r}) made a CSR for {cn!r}: the function ignores its `name` argument. Use "
+                   "`name` for the Common Name and in the URI (e.g. f\"urn:mqtt-pki-lab:client:{{name}}\").")
+_CSR_IGNORES_KEY = ("make_csr was given a fresh key, but the CSR it made carries another one: sign with `key`, "
+                    "the function's argument, not device_key.")
+
+#: The second device the judge asks make_csr for, to see that it uses its arguments.
+SECOND_DEVICE = "pump-12"
+
+
+def _csr_verdict(csr: Any, key: Any, name: str) -> str | None:
+    """The hint a device's CSR earns (``key``: the public key it must carry), or None when the CA would sign it."""
+    if isinstance(csr, PRIVATE_TYPES):
         return _CSR_PRIVATE
-    if isinstance(answer, (bytes, bytearray, str)):
-        text = bytes(answer) if not isinstance(answer, str) else answer.encode()
+    if isinstance(csr, (bytes, bytearray, str)):
+        text = bytes(csr) if not isinstance(csr, str) else csr.encode()
         return _CSR_PRIVATE if b"PRIVATE KEY" in text else _CSR_PEM
-    if isinstance(answer, x509.CertificateSigningRequestBuilder):
+    if isinstance(csr, x509.CertificateSigningRequestBuilder):
         return _CSR_BUILDER
-    if isinstance(answer, x509.Certificate):
+    if isinstance(csr, x509.Certificate):
         return _CSR_CERT
-    if not isinstance(answer, x509.CertificateSigningRequest):
+    if not isinstance(csr, x509.CertificateSigningRequest):
         return _CSR_GENERAL
-    if not answer.is_signature_valid:
+    if not csr.is_signature_valid:
         return _CSR_SIGNATURE
-    if key is not None and not same_public_key(answer.public_key(), key):  # type: ignore[arg-type]
-        return _CSR_OTHER_KEY
-    cn = common_name(answer)
+    if key is not None and not same_public_key(csr.public_key(), key):  # type: ignore[arg-type]
+        return _CSR_IGNORES_KEY
+    cn = common_name(csr)
     if cn is None:
         return _CSR_NO_CN
     if cn != name:
         return _CSR_WRONG_CN.format(cn=cn, name=name)
     uri = client_uri(name)
     try:
-        san = answer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return _CSR_NO_SAN.format(uri=uri)
     if name in san.get_values_for_type(x509.DNSName):
         return _CSR_DNS.format(name=name, uri=uri)
     if san.get_values_for_type(x509.UniformResourceIdentifier) != [uri]:
         return _CSR_WRONG_URI.format(uri=uri)
-    try:
-        check_csr(answer, "client")
-    except Exception as error:  # an InputError: the CA's own words
-        return _CSR_REFUSED.format(why=getattr(error, "problem", str(error)))
-    return right("A CSR the CA will sign: the device's public key, its name as Common Name, its URI in the "
-                 "subjectAltName, and a signature that proves the device holds the matching private key. "
-                 "Only this travels; device_key stays on the device.")
+    return None
+
+
+@exercise("device-csr", NOTEBOOK, "write make_csr(key, name): the CSR of a device, built with cryptography",
+          hint=_CSR_GENERAL,
+          hints=(_CSR_FUNCTION, _CSR_PRIVATE, _CSR_BUILDER, _CSR_PEM, _CSR_CERT, _CSR_SIGNATURE, _CSR_NO_CN,
+                 _CSR_WRONG_CN, _CSR_NO_SAN, _CSR_DNS, _CSR_WRONG_URI,
+                 _CSR_FIXED_NAME.format(other=SECOND_DEVICE, cn=DEVICE), _CSR_IGNORES_KEY), kind="code")
+def _device_csr(answer: Any, key: Any = None) -> Feedback | str | None:
+    if isinstance(answer, PRIVATE_TYPES) or isinstance(key, PRIVATE_TYPES):
+        return _CSR_PRIVATE
+    if not callable(answer) or isinstance(answer, type):
+        hint = _csr_verdict(answer, None, DEVICE)
+        return _CSR_FUNCTION if hint in (None, _CSR_GENERAL) else hint
+    if has_placeholder(answer):
+        return Feedback(False, "Not finished yet: make_csr still holds a `...` (or still ends with `return ...`). "
+                               "Fill in the name, the URI and the key, then run the cell again.", answered=False)
+    first_key = ec.generate_private_key(ec.SECP256R1())
+    made = answer(first_key, DEVICE)
+    if made is Ellipsis:
+        return Feedback(False, "Not finished yet: make_csr still returns `...`. Uncomment its body and delete "
+                               "the last `return ...`.", answered=False)
+    hint = _csr_verdict(made, first_key.public_key(), DEVICE)
+    if hint is not None:
+        return hint
+    second_key = ec.generate_private_key(ec.SECP256R1())
+    other = answer(second_key, SECOND_DEVICE)
+    if isinstance(other, x509.CertificateSigningRequest) and other.is_signature_valid:
+        if not same_public_key(other.public_key(), second_key.public_key()):
+            return _CSR_IGNORES_KEY
+        if common_name(other) != SECOND_DEVICE:
+            return _CSR_FIXED_NAME.format(other=SECOND_DEVICE, cn=common_name(other))
+    hint = _csr_verdict(other, second_key.public_key(), SECOND_DEVICE)
+    if hint is not None:
+        return hint
+    return right("make_csr builds a CSR the CA will sign, for any device: its public key, its name as Common "
+                 "Name, its URI in the subjectAltName, and a signature that proves the device holds the matching "
+                 "private key (checked for sensor-7 and for pump-12, each with a fresh key). Only this travels; "
+                 "the key stays on the device.")
 
 
 # --- device-travels -----------------------------------------------------------------------------------------------
@@ -164,4 +203,4 @@ def _client_username(answer: Any, cert: Any = None) -> Feedback | str:
     return _USER_GENERAL
 
 
-__all__ = ["DEVICE"]
+__all__ = ["DEVICE", "SECOND_DEVICE"]

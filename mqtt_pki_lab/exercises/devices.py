@@ -10,10 +10,14 @@ The facts the judges hold, and where they come from:
   are the client's own certificate and key; without ``-p`` it connects to 8883 when TLS is on, 1883
   otherwise; ``--insecure`` "disables verification of the server hostname in the server certificate";
   ``-t`` names the topic and ``-m`` the message.
+* ``localhost`` (RFC 6761 §6.3) and the loopback addresses ``127.0.0.0/8`` (RFC 1122 §3.2.1.3) and ``::1``
+  (RFC 4291 §2.5.3) always mean the machine that dials them: on a device, the device itself. So a device's
+  command dials one of the broker's own names, never ``-h localhost``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from pathlib import Path
 from typing import Any
@@ -24,11 +28,21 @@ NOTEBOOK = "12_your_own_devices.ipynb"
 
 
 def _root_of(answer: Any) -> Path | None:
-    """The lab folder of a :class:`~mqtt_pki_lab.steps.Lab` or a path; None for anything else."""
-    root = getattr(answer, "root", answer)
-    if isinstance(root, str) and root.strip():
-        return Path(root)
-    return root if isinstance(root, Path) else None
+    """The lab folder of a :class:`~mqtt_pki_lab.steps.Lab`, a :class:`~pathlib.Path` or a str; None for
+    anything else.
+
+    The Lab is asked first, by type: a path has a ``root`` attribute too (``Path("/x/y").root`` is ``"/"``,
+    the root of the file system), so "whatever has a ``.root``" would judge every Path as the folder ``/``.
+    """
+    from ..steps import Lab
+
+    if isinstance(answer, Lab):
+        answer = answer.root
+    if isinstance(answer, Path):
+        return answer
+    if isinstance(answer, str) and answer.strip():
+        return Path(answer.strip())
+    return None
 
 
 def broker_san(root: Path) -> list[str] | None:
@@ -125,6 +139,8 @@ _PUB_HINTS = {
     "two-clients": "--cert and --key come from different folders ({a} and {b}): a certificate works only with "
                    "its own key.",
     "no-host": "give -h with the broker's name: without it mosquitto_pub dials localhost, not your broker.",
+    "local-host": "-h {host} reaches the broker only from the broker's own machine: on a device, {host} is the "
+                  "device itself. A device dials the broker's real name or LAN IP, {where}.",
     "host-not-in-san": "-h {host}: that name is not in the broker certificate's subjectAltName ({names}), so "
                        "the client would refuse the broker ('Hostname mismatch'). Dial a name the certificate "
                        "lists.",
@@ -162,7 +178,8 @@ def _options(words: list[str]) -> tuple[dict[str, str], set[str]]:
           hints=tuple(_PUB_HINTS.values()))
 def _pub_command(answer: Any, lab: Any = None) -> Any:
     from ..errors import InputError
-    from ..names import check_host_name
+    from ..names import check_host_name, is_ip
+    from ..profile import LOCAL_NAMES
 
     if not isinstance(answer, str):
         return f"type the command line as one string (you gave a {type(answer).__name__})."
@@ -205,6 +222,12 @@ def _pub_command(answer: Any, lab: Any = None) -> Any:
         return f"-h {host}: {error.problem}"
     root = _root_of(lab)
     san = broker_san(root) if root is not None else None
+    if host in LOCAL_NAMES or (is_ip(host) and ipaddress.ip_address(host).is_loopback):
+        own = [n for n in san or () if n not in LOCAL_NAMES]
+        where = f"one that server.crt lists ({', '.join(own)})" if own else (
+            "and your lab's server.crt lists only the local names: build a lab with your broker's names "
+            "(exercise 1) and use its files" if san is not None else "one that server.crt lists")
+        return _PUB_HINTS["local-host"].format(host=host, where=where)
     if san is not None and host not in san:
         return _PUB_HINTS["host-not-in-san"].format(host=host, names=", ".join(san))
     if "-t" not in values or not ({"-m", "-f"} & set(values) or {"-n", "--null-message", "-l", "-s"} & flags):

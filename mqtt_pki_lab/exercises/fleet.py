@@ -9,7 +9,7 @@ The facts the judges hold, and where they come from:
 * A microcontroller without a battery-backed real-time clock (an ESP32, most small boards) starts counting
   from 0 at boot: Unix time 0 is 1970-01-01 00:00:00 UTC, until SNTP (RFC 4330, now in RFC 5905) sets
   the clock. NTP's own timestamps count from 1900-01-01; many RTC chips count years from 2000.
-* A client's name is its Common Name and MQTT username: the lab allows letters, digits and ``- _ . @``,
+* A client's name is its Common Name and MQTT username: the lab allows ASCII letters, digits and ``- _ . @``,
   at most 64 characters, not starting with ``.`` or ``-`` (:mod:`mqtt_pki_lab.names`).
 """
 
@@ -44,12 +44,13 @@ def _at(year: int, month: int, day: int, hour: int = 0) -> dt.datetime:
 
 #: The device's clock in exercise ``fleet-refuse`` (a broker checking client certificates, say).
 PUZZLE_CLOCK = _at(2027, 3, 1, 12)
-#: Five clients' certificates: a fixed puzzle, independent of today's date.
+#: Five clients' certificates: a fixed puzzle, independent of today's date. The names are none of the lab's
+#: own (sensor-1, sensor-2, door-lock), so the puzzle's dates are never confused with the lab's certificates.
 PUZZLE: tuple[Window, ...] = (
-    Window("sensor-1", _at(2026, 12, 2), _at(2027, 12, 2)),
-    Window("sensor-2", _at(2025, 1, 10), _at(2026, 1, 10)),
-    Window("sensor-3", _at(2027, 4, 1), _at(2028, 4, 1)),
-    Window("door-lock", _at(2026, 6, 1), _at(2027, 7, 1)),
+    Window("valve-a", _at(2026, 12, 2), _at(2027, 12, 2)),
+    Window("valve-b", _at(2025, 1, 10), _at(2026, 1, 10)),
+    Window("pump-1", _at(2027, 4, 1), _at(2028, 4, 1)),
+    Window("gate-2", _at(2026, 6, 1), _at(2027, 7, 1)),
     Window("garden", _at(2026, 2, 28), _at(2027, 2, 28)),
 )
 
@@ -71,14 +72,19 @@ def _names(answer: Any) -> list[str] | None:
     return None
 
 
+#: The hints teach the rule (which date is compared with which) and never name a client: finding it is the
+#: exercise.
 _REFUSE_HINTS = {
-    "valid": "{name} is valid at that clock: {start} <= clock <= {end}. A check refuses a certificate only "
-             "outside its window.",
-    "not-yet": "{name} is refused too: its notBefore ({start}) is after the clock. A check refuses a "
-               "certificate that is not valid *yet* (OpenSSL: 'certificate is not yet valid'), not only an "
-               "expired one.",
-    "expired": "{name} is refused too: its notAfter ({end}) is before the clock ('certificate has expired'). "
-               "Compare dates and times, not only years.",
+    "valid": "your list has a client the check accepts: its notBefore is before the clock and its notAfter "
+             "after it (notBefore <= clock <= notAfter). A check refuses a certificate only outside its window.",
+    "not-yet": "your list misses a refused client. Compare each notBefore with the clock too: a certificate "
+               "whose notBefore is after the clock is refused as well (OpenSSL: 'certificate is not yet "
+               "valid'), not only an expired one.",
+    "expired": "your list misses a refused client. Compare each notAfter with the clock: a certificate whose "
+               "notAfter is before the clock has expired (OpenSSL: 'certificate has expired').",
+    "expired-same-year": "your list misses a refused client. Compare each notAfter with the clock by its whole "
+                         "date, month and day too, not only its year: a notAfter one day before the clock has "
+                         "expired.",
 }
 
 
@@ -89,24 +95,24 @@ _REFUSE_HINTS = {
 def _refuse(answer: Any) -> Any:
     names = _names(answer)
     if names is None:
-        return 'give a list of client names, e.g. ["sensor-1", "garden"].'
+        return 'give a list of client names, e.g. ["valve-a", "garden"].'
     known = {w.client: w for w in PUZZLE}
     unknown = [n for n in names if n not in known]
     if unknown:
         return f"{unknown[0]!r} is not one of the clients: {', '.join(known)}."
     picked = set(names)
-    for window in PUZZLE:
-        valid = window.valid_at(PUZZLE_CLOCK)
-        facts = {"name": window.client, "start": f"{window.not_before:%Y-%m-%d}",
-                 "end": f"{window.not_after:%Y-%m-%d}"}
-        if valid and window.client in picked:
-            return _REFUSE_HINTS["valid"].format(**facts)
-        if not valid and window.client not in picked:
-            early = window.not_before > PUZZLE_CLOCK
-            return _REFUSE_HINTS["not-yet" if early else "expired"].format(**facts)
-    return right("garden and sensor-2 have expired; sensor-3 is not valid yet (its window opens a month "
-                 "later). A device whose clock is wrong makes exactly these mistakes about valid "
-                 "certificates.")
+    if any(w.valid_at(PUZZLE_CLOCK) for w in PUZZLE if w.client in picked):
+        return _REFUSE_HINTS["valid"]
+    missed = [w for w in PUZZLE if not w.valid_at(PUZZLE_CLOCK) and w.client not in picked]
+    if any(w.not_before > PUZZLE_CLOCK for w in missed):
+        return _REFUSE_HINTS["not-yet"]
+    if any(w.not_after.year == PUZZLE_CLOCK.year for w in missed):
+        return _REFUSE_HINTS["expired-same-year"]
+    if missed:
+        return _REFUSE_HINTS["expired"]
+    return right("valve-b and garden have expired (garden on the day before the clock); pump-1 is not valid "
+                 "yet (its window opens a month after the clock). A device whose clock is wrong makes exactly "
+                 "these mistakes about valid certificates.")
 
 
 def _as_date(answer: Any) -> dt.date | None:
@@ -170,17 +176,20 @@ _NAME_HINTS = {
              "instead.",
     "slash": "{name!r} has a '/': it would make a folder path, and in MQTT '/' separates topic levels.",
     "wildcard": "{name!r} has '+' or '#', MQTT's wildcards: an ACL pattern such as devices/%u/# would turn "
-                "them into wildcards. Use letters, digits and - _ . @",
+                "them into wildcards. Use ASCII letters, digits and - _ . @",
     "start": "{name!r} starts with '{first}': names start with a letter, a digit, '_' or '@'.",
     "long": "{name!r} is {length} characters: a Common Name holds at most 64 (RFC 5280 ub-common-name).",
     "taken": "{name!r} is a client of your lab already: every device needs a name of its own (the broker "
              "tells devices apart by it).",
     "same": "the two names are the same: two devices, two names.",
+    "not-ascii": "{name!r} has {char!r}, which is not ASCII: the lab allows only the ASCII letters A-Z and a-z, "
+                 "digits and - _ . @ (its own rule: a letter such as 'ü' can be written as one code point or as "
+                 "'u' plus a combining mark, and a broker compares usernames as they are, not as they look).",
 }
 
 
 @exercise("fleet-two-names", NOTEBOOK, "choose names for two more devices (valid MQTT usernames)",
-          hint="give a list of two strings, each letters, digits and - _ . @ (at most 64), e.g. "
+          hint="give a list of two strings, each ASCII letters, digits and - _ . @ (at most 64), e.g. "
                '["kitchen-thermostat", "garage-door"].',
           hints=tuple(_NAME_HINTS.values()))
 def _two_names(answer: Any, lab: Any = None) -> Any:
@@ -203,10 +212,13 @@ def _two_names(answer: Any, lab: Any = None) -> Any:
             return _NAME_HINTS["wildcard"].format(**facts)
         if name[:1] in ("-", "."):
             return _NAME_HINTS["start"].format(**facts)
+        other = next((c for c in name if not c.isascii()), None)
+        if other is not None:
+            return _NAME_HINTS["not-ascii"].format(name=name, char=other)
         try:
             check_client_name(name, "name")
         except InputError as error:
-            return f"{name!r}: {error.problem}"
+            return f"{error.problem}."
     if answer[0] == answer[1]:
         return _NAME_HINTS["same"]
     if lab is not None:

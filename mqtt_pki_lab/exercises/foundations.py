@@ -160,6 +160,8 @@ _TAMPER_SAME = ("`tampered` is still exactly `message`: change one byte, e.g. "
 _TAMPER_NOT_BYTES = "`tampered` must be bytes: the message with one byte changed (e.g. message.replace(b'21', b'91'))."
 _TAMPER_TYPEERROR = ("TypeError means verify() was not given bytes at all: is `tampered` still `...`? Make it the "
                      "message with one byte changed, run the cell, and read the exception's name again.")
+_TAMPER_TEXT = ("`tampered` is text (a str), and verify() takes bytes, not text: write it as a bytes literal, "
+                "b'...', or change a byte of `message` itself, e.g. message.replace(b'21', b'91').")
 _TAMPER_VALUEERROR = ("ValueError is Python's general complaint about a bad value; a signature that does not match "
                       "gets cryptography's own exception. Read the name the cell printed.")
 _TAMPER_ACCEPTED = ("verify() returns None only when the signature matches, so if nothing was raised your "
@@ -182,10 +184,12 @@ def _exception_name(answer: Any) -> str:
 @exercise("tampered-message", NOTEBOOK_01, "change one byte of the signed message and name the exception verify raises",
           hint="verify the tampered message with the public key inside try/except, print type(error).__name__, "
                "and type that name.",
-          hints=(_TAMPER_SAME, _TAMPER_NOT_BYTES, _TAMPER_TYPEERROR, _TAMPER_VALUEERROR, _TAMPER_ACCEPTED,
+          hints=(_TAMPER_SAME, _TAMPER_NOT_BYTES, _TAMPER_TEXT, _TAMPER_TYPEERROR, _TAMPER_VALUEERROR, _TAMPER_ACCEPTED,
                  _TAMPER_CHAIN, _TAMPER_TOO_VAGUE))
 def _tampered(answer: Any, *, tampered: Any = Ellipsis, message: Any = None) -> Feedback | str | None:
     name = _exception_name(answer)
+    if isinstance(tampered, str):
+        return _TAMPER_TEXT
     if tampered is not Ellipsis and not isinstance(tampered, (bytes, bytearray)):
         return _TAMPER_TYPEERROR if name == "typeerror" else _TAMPER_NOT_BYTES
     if isinstance(message, bytes) and isinstance(tampered, (bytes, bytearray)) and bytes(tampered) == message:
@@ -218,6 +222,14 @@ _CERT_WRONG_KEY = ("the certificate carries a public key that is not your key's:
 _CERT_WRONG_NAME = "the subject should carry your name ({name!r}), but the certificate says {found!r}."
 _CERT_NOT_SELF = ("the issuer ({issuer}) differs from the subject ({subject}): a self-signed certificate names "
                   "itself as its issuer, .issuer_name(name).")
+#: The second name the judge asks make_certificate for, to see that it uses its arguments.
+SECOND_NAME = "Grace's test certificate"
+_CERT_IGNORES_KEY = ("make_certificate ignores its `key` argument: called with another key, it still puts "
+                     "{which} in the certificate. Use the parameter `key` inside the function "
+                     "(.public_key(key.public_key()), .sign(key, ...)), not the notebook's my_key.")
+_CERT_IGNORES_NAME = ("make_certificate ignores its `common_name` argument: called with {asked!r}, the certificate "
+                      "says {found!r}. Build the subject from `common_name` (the variable `name` does), not from "
+                      "a fixed string or my_name.")
 _CERT_BAD_SIGNATURE = ("the signature does not verify with the certificate's own public key: a self-signed "
                        "certificate is signed with the private half of the key it carries, .sign(key, ...).")
 
@@ -283,7 +295,9 @@ def _made_certificate(answer: Any, key: Any, name: Any) -> x509.Certificate | Fe
           hints=(_CERT_CONTEXT, _CERT_NAME_TYPE, _CERT_PRIVATE_IN, _CERT_SIGN_PUBLIC, _CERT_HASH,
                  _CERT_MISSING.format(what="an issuer name"), _CERT_NOT_CERT, _CERT_WRONG_KEY,
                  _CERT_WRONG_NAME.format(name="Ada", found="Bob"),
-                 _CERT_NOT_SELF.format(issuer="CN=Bob", subject="CN=Ada"), _CERT_BAD_SIGNATURE), kind="code")
+                 _CERT_NOT_SELF.format(issuer="CN=Bob", subject="CN=Ada"), _CERT_BAD_SIGNATURE,
+                 _CERT_IGNORES_KEY.format(which="my_key's public half"),
+                 _CERT_IGNORES_NAME.format(asked=SECOND_NAME, found="Ada")), kind="code")
 def _self_signed(answer: Any, *, key: Any = None, name: Any = None) -> Feedback | str:
     if not isinstance(key, _PRIVATE_KEYS) or not isinstance(name, str) or not name.strip():
         return _CERT_CONTEXT
@@ -302,9 +316,35 @@ def _self_signed(answer: Any, *, key: Any = None, name: Any = None) -> Feedback 
         cert.verify_directly_issued_by(cert)
     except (InvalidSignature, ValueError, TypeError):
         return _CERT_BAD_SIGNATURE
+    if callable(answer):
+        ignored = _ignores_its_arguments(answer, key, name)
+        if ignored is not None:
+            return ignored
     return right(f"Your certificate binds the name {name!r} to your public key, and is signed by that same key: "
                  "self-signed, like ca.crt in arrow 2. Anybody can make one for any name, which is why a "
                  "self-signed certificate is trusted only when it is handed over on purpose, as a trust anchor.")
+
+
+def _ignores_its_arguments(make: Any, key: Any, name: str) -> Feedback | str | None:
+    """Call the student's builder once more, with a fresh key and another name: a builder that uses the
+    notebook's ``my_key`` or a fixed name instead of its arguments gets a hint; None when it uses both."""
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other_name = SECOND_NAME if name != SECOND_NAME else SECOND_NAME + " (2)"
+    made = _made_certificate(make, other_key, other_name)
+    if not isinstance(made, x509.Certificate):
+        return made
+    carried = made.public_key()
+    if carried != other_key.public_key():
+        which = "my_key's public half" if carried == key.public_key() else "a key that is not the one passed in"
+        return _CERT_IGNORES_KEY.format(which=which)
+    found = _common_name(made.subject)
+    if found != other_name:
+        return _CERT_IGNORES_NAME.format(asked=other_name, found=found)
+    try:
+        made.verify_directly_issued_by(made)
+    except (InvalidSignature, ValueError, TypeError):
+        return _CERT_IGNORES_KEY.format(which="a signature made with another key (my_key?)")
+    return None
 
 
 def certificate_for_next_cells(make_certificate: Any, key: Any, name: str) -> x509.Certificate:

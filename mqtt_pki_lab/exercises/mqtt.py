@@ -66,6 +66,8 @@ _FILTER_HINTS = {
                    "(MQTT 3.1.1 §4.7.1.2). For exactly one level in the middle, use '+'.",
     "leading-slash": "a leading '/' makes an empty first level: '/devices/...' is another topic tree than "
                      "'devices/...'. Start with 'devices'.",
+    "sub-topics": "the '/#' at the end also delivers every sub-topic, such as {extra}. The dashboard wants the "
+                  "temperature topic itself, not its sub-topics: drop the '/#'.",
     "too-broad": "your filter also matches topics that are not a sensor's temperature (e.g. {extra}). "
                  "Pin the levels you know and wildcard only the sensor's name.",
     "too-narrow": "your filter misses {missing}: it must match every sensor, whatever its name. Which "
@@ -94,6 +96,10 @@ def _topic_filter(answer: Any) -> Any:
     missing = [t for t in WANTED_TOPICS if not topic_matches(text, t)]
     if missing:
         return _FILTER_HINTS["too-narrow"].format(missing=missing[0])
+    base = text[:-2]
+    if extra and text.endswith("/#") and all(topic_matches(base, t) for t in WANTED_TOPICS) \
+            and not any(topic_matches(base, t) for t in UNWANTED_TOPICS):
+        return _FILTER_HINTS["sub-topics"].format(extra=extra[0])
     if extra:
         return _FILTER_HINTS["too-broad"].format(extra=extra[0])
     return right(f"{text!r}: '+' matches one level, so every devices/<name>/temperature and nothing else. "
@@ -108,6 +114,8 @@ _CONNACK_MEANING = {
     4: "4 is 'bad user name or password': the broker could not authenticate who you are. 'Not authorised' "
        "means it knows who you are, and you may not connect. Look one code further.",
     134: "0x86 (134) is MQTT 5's 'bad user name or password': close, but not 'not authorized'.",
+    135: "0x87 (135) is MQTT 5's reason code for 'not authorized' (MQTT 5.0 §3.2.2.2); the question asks for "
+         "MQTT 3.1.1's return code, the one this course's client receives: a number from 0 to 5.",
 }
 _CONNACK_HINTS = (*_CONNACK_MEANING.values(),
                   "a CONNACK return code is a small number (MQTT 3.1.1 §3.2.2.3, table 3.1): 0 to 5.")
@@ -140,9 +148,6 @@ def _not_authorised(answer: Any) -> Any:
                      "require_certificate is on but use_identity_as_username is not, allow_anonymous is left "
                      "at its default (false) and the client sends no username; in MQTT 5 the same refusal is "
                      "reason code 0x87 (135).")
-    if code == 135:
-        return right("0x87 (135) is 'not authorized' in MQTT 5 (§3.2.2.2); the paho client of this course "
-                     "speaks MQTT 3.1.1, where the same refusal is return code 5.")
     if code in _CONNACK_MEANING:
         return _CONNACK_MEANING[code]
     return _CONNACK_HINTS[-1]

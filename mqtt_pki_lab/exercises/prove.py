@@ -147,7 +147,7 @@ _CLIENT_GENERAL = "give a list of message names, in the order the client sent th
 def _client_messages(answer: Any) -> Feedback | str:
     if hasattr(answer, "messages") and hasattr(answer, "sent_by"):
         return _CLIENT_OBJECT
-    if isinstance(answer, str) and normalise(answer) in ("client", "broker"):
+    if isinstance(answer, str) and normalise(answer) in ("client", "broker", "both"):
         return _CLIENT_SENDER
     names = _message_names(answer)
     if not names:

@@ -30,9 +30,19 @@ class Question:
     """Hints for particular wrong choices (lower case), chosen over :attr:`hint`."""
 
     def check(self, answer: str | Iterable[str] | None) -> Feedback:
-        """Judge an answer (one choice, or several for multi-answer questions)."""
-        picked = _normalise(answer)
-        unknown = sorted(picked - {c.lower() for c in self.choices})
+        """Judge an answer (one choice, or several for multi-answer questions).
+
+        A path whose last part is a choice counts as that choice (``ca/ca.key`` is ``ca.key``), as in the
+        typed exercises, when the choices are file names.
+        """
+        choices = {c.lower() for c in self.choices}
+
+        def as_choice(typed: str) -> str:
+            last = typed.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+            return last if typed not in choices and last in choices else typed
+
+        picked = {as_choice(p) for p in _normalise(answer)}
+        unknown = sorted(picked - choices)
         if not picked or unknown:
             what = f"{', '.join(unknown)!s} is not one of the choices. " if unknown else "No answer given. "
             return Feedback(False, f"{what}Choose from: {', '.join(self.choices)}.")
