@@ -19,7 +19,18 @@ to the user named on the ``user`` line (default ``mosquitto``), and only *then* 
 A key that is 0600 and owned by root (or by you) is unreadable to that user: mosquitto stops with
 ``Unable to load server key file ... Permission denied``. Either start mosquitto as the ordinary user
 who owns the files, or give the files to the user it runs as (``chown -R mosquitto: broker/``). When
-this module is run by root it does the second, on a temporary private copy that it deletes afterwards.
+this module is run by root, it starts mosquitto as that user from the first instruction (so it never
+switches) and hands it the broker's files in memory (see below).
+
+**Nothing outlives the check** (Linux). mosquitto is started with ``PR_SET_PDEATHSIG`` = SIGKILL
+(``prctl(2)``): the kernel kills it when the thread that started it ends, even when this process is
+killed with SIGKILL. The kernel clears that setting when a process changes its user ids, which mosquitto
+does itself when started as root: that is why root starts it as its final user instead. The
+configuration, the log and, for root, the broker's three files are anonymous memory files
+(``memfd_create(2)``) that mosquitto inherits and opens as ``/proc/self/fd/N``: no copy of
+``server.key`` is ever written to disk, and the memory goes away with the last process holding it.
+Elsewhere (macOS) the configuration and the log live in a private temporary folder deleted by
+:meth:`MosquittoBroker.stop`.
 """
 
 from __future__ import annotations
@@ -27,8 +38,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -168,13 +181,126 @@ def _account(name: str):
         return None
 
 
+#: Linux's memfd_create: files in memory, gone with the last process holding them.
+_MEMFD = sys.platform.startswith("linux") and hasattr(os, "memfd_create")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` that makes the child get SIGKILL when the thread that starts it ends (Linux), or None.
+
+    Runs in the child between fork and exec, after Popen has set the child's user ids (a later change of
+    user ids would clear it). If this process died before the setting took effect, the child stops at once.
+    Everything it calls is looked up here, in the parent.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent, kill = os.getpid(), int(signal.SIGKILL)
+    getppid, exit_now = os.getppid, os._exit
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if getppid() != parent:
+            exit_now(1)  # the parent died before the setting took effect: nobody would stop us
+
+    return preexec
+
+
+class _Scratch:
+    """What mosquitto reads besides the lab (its configuration, for root the broker's files) and its log.
+
+    On Linux each is an anonymous memory file (``memfd_create``), passed to mosquitto as an inherited
+    descriptor and named ``/proc/self/fd/N`` (the same N in both processes): nothing on disk, and the memory
+    is freed with the last process holding it. Elsewhere: a private temporary folder, removed by :meth:`close`.
+    ``owner`` (uid, gid) is the account that must read the files.
+    """
+
+    def __init__(self, owner: tuple[int, int] | None = None) -> None:
+        self.owner = owner
+        self._fds: dict[str, int] = {}
+        self.folder: Path | None = None
+        if not _MEMFD:
+            self.folder = Path(tempfile.mkdtemp(prefix="mqtt-pki-lab-mosquitto-"))
+            if owner is not None:
+                os.chown(self.folder, *owner)
+
+    @property
+    def inherited(self) -> tuple[int, ...]:
+        """The descriptors mosquitto must inherit (``pass_fds``)."""
+        return tuple(fd for name, fd in self._fds.items() if name != "log")
+
+    def _new(self, name: str, mode: int) -> tuple[int, Path]:
+        self._close(name)
+        if self.folder is None:
+            fd = os.memfd_create(name, os.MFD_CLOEXEC)  # only what is passed in pass_fds reaches mosquitto
+            path = Path(f"/proc/self/fd/{fd}")
+        else:
+            path = self.folder / name
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        os.fchmod(fd, mode)
+        if self.owner is not None:
+            os.fchown(fd, *self.owner)
+        self._fds[name] = fd
+        return fd, path
+
+    def put(self, name: str, data: bytes, mode: int = 0o400) -> Path:
+        """``data`` as a file mosquitto can open: its path, valid in this process and in mosquitto."""
+        fd, path = self._new(name, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return path
+
+    def copy(self, name: str, source: str | Path, mode: int = 0o400) -> Path:
+        with open(source, "rb") as f:
+            return self.put(name, f.read(), mode)
+
+    def new_log(self) -> int:
+        """A fresh, empty log; its descriptor becomes mosquitto's stdout and stderr."""
+        return self._new("log", 0o600)[0]
+
+    def read_log(self) -> str:
+        fd = self._fds.get("log")
+        if fd is None:
+            return ""
+        chunks, offset = [], 0
+        while chunk := os.pread(fd, 1 << 16, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+    def _close(self, name: str) -> None:
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for name in list(self._fds):
+            self._close(name)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
 class MosquittoBroker:
     """mosquitto in the foreground on the broker's files, on ``host`` and a free port.
 
-    ``run_as`` matters only when we are root: the account mosquitto switches to (default: the
-    ``mosquitto`` account when it exists, else ``root``). For any account but root, the broker's three
-    files are copied into a private temporary folder owned by that account, so the unprivileged
-    broker can read its key; the copy is deleted on :meth:`stop`.
+    ``run_as`` matters only when we are root: the account mosquitto runs as (default: the ``mosquitto``
+    account when it exists, else ``root``). For any account but root, mosquitto is started as that account
+    and reads the broker's three files from memory (on Linux; elsewhere from a private temporary copy owned
+    by that account, deleted on :meth:`stop`).
+
+    On Linux mosquitto dies with the thread that called :meth:`start` (``PR_SET_PDEATHSIG``): start and stop
+    it from the same thread, one that outlives the broker (the main thread, as the CLI and notebooks do).
     """
 
     def __init__(self, files: str | Path | L.Side, *, host: str = "127.0.0.1", program: str | None = None,
@@ -187,13 +313,12 @@ class MosquittoBroker:
         self.version: str | None = None
         self.conf_path: Path | None = None
         self._start_timeout = start_timeout
-        self._tmp: Path | None = None
-        self._log_path: Path | None = None
-        self._log_file = None
+        self._scratch: _Scratch | None = None
+        self._account = None  # the account mosquitto is started as, when root starts it as another one
         self._process: subprocess.Popen[bytes] | None = None
         self._final_log: list[str] = []
         self.notes: list[str] = []
-        """What the runner did that a user should know (e.g. the private copy made for root)."""
+        """What the runner did that a user should know (e.g. the account root ran mosquitto as)."""
 
     def __enter__(self) -> MosquittoBroker:
         self.start()
@@ -213,10 +338,9 @@ class MosquittoBroker:
     @property
     def log(self) -> list[str]:
         """mosquitto's log so far (timestamps removed)."""
-        if self._log_path is None or not self._log_path.exists():
+        if self._scratch is None:
             return list(self._final_log)  # after stop(): the log as it was
-        text = self._log_path.read_text(errors="replace")
-        return [re.sub(r"^\d+: ", "", line) for line in text.splitlines()]
+        return [re.sub(r"^\d+: ", "", line) for line in self._scratch.read_log().splitlines()]
 
     @property
     def refusals(self) -> list[str]:
@@ -234,7 +358,6 @@ class MosquittoBroker:
         self.program = program
         refuse_encrypted_key(self.side.key)
         check_side_files(self.side, L.BROKER)
-        self._tmp = Path(tempfile.mkdtemp(prefix="mqtt-pki-lab-mosquitto-"))
         try:
             files, user = self._files_for_broker()
             for _attempt in range(3):
@@ -246,7 +369,7 @@ class MosquittoBroker:
             raise
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop mosquitto (SIGTERM to its own process id, then SIGKILL), delete the temporary files."""
+        """Stop mosquitto (SIGTERM to its own process id, then SIGKILL), free its configuration and log."""
         process = self._process
         if process is not None and process.poll() is None:
             process.terminate()  # mosquitto notices it when its event loop next wakes up: up to 100 ms
@@ -255,64 +378,62 @@ class MosquittoBroker:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self._tmp is not None:
+        if self._scratch is not None:
             self._final_log = self.log
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+            self._scratch.close()
+            self._scratch = None
 
     # -- helpers ---------------------------------------------------------------------------------
     def _files_for_broker(self) -> tuple[L.Side, str | None]:
         """The files mosquitto reads, and the ``user`` line: see the module's note on root."""
         if not running_as_root():
+            self._scratch = _Scratch()
             return self.side, None  # mosquitto runs as us and reads the files where they are
         user = self.run_as or (DAEMON_USER if _account(DAEMON_USER) else "root")
         if user == "root":
+            self._scratch = _Scratch()
             self.notes.append("started by root: mosquitto runs as root (`user root`), reading the files in place")
             return self.side, "root"
         account = _account(user)
         if account is None:
             raise LabError("run_as", f"there is no user {user!r} on this system to run mosquitto as")
-        assert self._tmp is not None
-        folder = self._tmp / "broker"
-        folder.mkdir(mode=0o700)
-        copy = L.Side(folder / "ca.crt", folder / "server.crt", folder / "server.key")
-        for source, target in zip((self.side.ca, self.side.cert, self.side.key), (copy.ca, copy.cert, copy.key),
-                                  strict=True):
-            shutil.copyfile(source, target)
-            os.chmod(target, 0o600 if target == copy.key else 0o644)
-            os.chown(target, account.pw_uid, account.pw_gid)
-        for path in (folder, self._tmp):
-            os.chown(path, account.pw_uid, account.pw_gid)
-        self.notes.append(f"started by root: mosquitto switches to the user {user!r} before reading server.key, "
-                          f"so it ran on a private copy of the broker's files owned by {user!r} (deleted after)")
+        self._scratch = scratch = _Scratch(owner=(account.pw_uid, account.pw_gid))
+        copy = L.Side(scratch.copy("ca.crt", self.side.ca), scratch.copy("server.crt", self.side.cert),
+                      scratch.copy("server.key", self.side.key))
+        if scratch.folder is None:
+            self._account = account  # started as that account: it never switches users (see the module)
+            self.notes.append(f"started by root: mosquitto ran as the user {user!r} from the start, reading the "
+                              "broker's files from memory handed over by this process (no copy on disk)")
+        else:
+            self.notes.append(f"started by root: mosquitto switches to the user {user!r} before reading "
+                              f"server.key, so it ran on a private copy of the broker's files owned by {user!r} "
+                              "(deleted after)")
         return copy, user
 
     def _launch(self, program: str, files: L.Side, user: str | None) -> bool:
         """Start mosquitto on a free port; True once it runs, False if the port was taken meanwhile."""
-        assert self._tmp is not None
+        scratch = self._scratch
+        assert scratch is not None
         self.port = free_port(self.host)
-        self.conf_path = self._tmp / "mosquitto.conf"
-        self.conf_path.write_text(mosquitto_conf(files, self.port, bind=self.host, user=user,
-                                                 extra=("log_dest stderr", "log_type all")))
-        self._log_path = self._tmp / f"mosquitto-{self.port}.log"
-        if self._log_file is not None:
-            self._log_file.close()
-        self._log_file = self._log_path.open("wb")
+        conf = mosquitto_conf(files, self.port, bind=self.host, user=user, extra=("log_dest stderr", "log_type all"))
+        self.conf_path = scratch.put("mosquitto.conf", conf.encode())
+        log = scratch.new_log()
+        account = self._account
+        as_account = ({} if account is None else
+                      {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []})
         self._process = subprocess.Popen([program, "-c", str(self.conf_path)], stdin=subprocess.DEVNULL,
-                                         stdout=self._log_file, stderr=subprocess.STDOUT)
+                                         stdout=log, stderr=subprocess.STDOUT, pass_fds=scratch.inherited,
+                                         preexec_fn=_die_with_parent(), **as_account)
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             exited = self._process.poll() is not None  # before reading the log, so the log is complete
-            log = self.log
-            running = next((m for line in log if (m := _VERSION.search(line))), None)
+            log_lines = self.log
+            running = next((m for line in log_lines if (m := _VERSION.search(line))), None)
             if running:
                 self.version = running.group(1)
                 return True
             if exited:
-                text = "\n".join(log)
+                text = "\n".join(log_lines)
                 if "Address already in use" in text:
                     self._process = None
                     return False

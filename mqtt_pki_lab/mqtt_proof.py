@@ -23,8 +23,11 @@ folder; nothing is written to the lab.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -313,6 +316,25 @@ def _plan(root: Path, clients: tuple[L.Role, ...], intruder: L.Side) -> list[_Pl
     ]
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While the check runs, SIGTERM raises SystemExit (exit status 143) instead of ending the process on the
+    spot, so the broker is stopped and the intruders' folder removed. Only in the main thread, and only when
+    nobody else handles SIGTERM; the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def unwind(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", *, host: str = "127.0.0.1",
                password: bytes | str | None = None, timeout: float = 5.0) -> MqttCheckReport:
     """Run a real broker on the lab's broker files and send every client, then the intruders, through it.
@@ -336,7 +358,7 @@ def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", 
     check_side_files(broker_files, L.BROKER, password)
     for role in clients:
         check_side_files(role.side(root), role, password)
-    with tempfile.TemporaryDirectory(prefix="mqtt-pki-lab-intruder-") as tmp:
+    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="mqtt-pki-lab-intruder-") as tmp:
         intruder = make_intruder(Path(tmp), _client_name(L.FIRST_CLIENT.side(root).cert))
         running = start_broker(broker, root, host=host, password=password)
         try:

@@ -79,24 +79,28 @@ def test_round_trip_and_refusals_logged_by_mosquitto(built_lab: Path) -> None:
     assert broker.log[-1].endswith("terminating")
 
 
-def test_as_root_it_runs_as_the_mosquitto_user_on_a_private_copy(built_lab: Path) -> None:
-    """mosquitto started by root switches user before reading server.key: the runner hands that user a
-    private copy of the broker's files, and removes it afterwards."""
+def test_as_root_it_runs_as_the_mosquitto_user_on_files_in_memory(built_lab: Path) -> None:
+    """mosquitto started by root would switch user before reading server.key: the runner starts it as the
+    `mosquitto` user from the start (so it never switches and dies with us) and hands it the broker's files
+    as memory files, never as a copy on disk."""
     require_program("mosquitto")
     if not IS_ROOT:
         pytest.skip("only root makes mosquitto switch users")
+    key_bytes = L.SERVER_KEY.path(built_lab).read_bytes()
     with MosquittoBroker(built_lab) as broker:
         conf = broker.conf_path.read_text()
-        folder = broker.conf_path.parent
-        key = folder / "broker" / "server.key"
-        assert "user mosquitto" in conf.splitlines() and f"keyfile {key}" in conf
-        assert (key.stat().st_mode & 0o777) == 0o600 and key.stat().st_uid == pwd.getpwnam("mosquitto").pw_uid
+        keyfile = next(line.split()[1] for line in conf.splitlines() if line.startswith("keyfile "))
+        assert "user mosquitto" in conf.splitlines() and keyfile.startswith("/proc/self/fd/")
+        memory = Path(f"/proc/{broker.pid}/fd/{keyfile.rsplit('/', 1)[1]}")
+        assert os.readlink(memory).startswith("/memfd:server.key")  # the same descriptor, inherited
+        assert Path(keyfile).read_bytes() == key_bytes  # the same number names it here
+        mode = os.fstat(int(keyfile.rsplit("/", 1)[1]))
+        assert (mode.st_mode & 0o777) == 0o400 and mode.st_uid == pwd.getpwnam("mosquitto").pw_uid
         status = Path(f"/proc/{broker.pid}/status").read_text()
         uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
         assert int(uid) == pwd.getpwnam("mosquitto").pw_uid
         assert mqtt_round_trip("127.0.0.1", broker.port, L.side(built_lab, "client")).ok
-    assert any("private copy" in note for note in broker.notes)
-    assert not folder.exists()
+    assert any("no copy on disk" in note for note in broker.notes)
     assert (L.SERVER_KEY.path(built_lab).stat().st_uid) == 0  # the lab itself is untouched
 
 
