@@ -14,7 +14,8 @@ The three intruders are tried once, with the first client's files: what they pro
 and the CA, not about one device. Each refusal is explained in the words of ``mqtt-pki-lab verify``
 (:func:`~mqtt_pki_lab.diagnose.diagnose_tls_failure`), naming the files of the client that was used, and
 using the broker's own reason when the broker refused. The intruders' files are made in a temporary
-folder; nothing is written to the lab.
+folder, removed at the end (or, when the check was killed, by the next check:
+:func:`remove_stale_intruders`); nothing is written to the lab.
 
 >>> report = mqtt_check("pki", broker="embedded")   # doctest: +SKIP
 >>> report.ok, [o.passed for o in report.outcomes]  # doctest: +SKIP
@@ -25,6 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -173,6 +177,49 @@ class MqttCheckReport:
                 f"{self.seconds:.2f} s)</small><table><tr><th></th><th style='text-align:left'>client</th>"
                 f"<th style='text-align:left'>must be</th><th style='text-align:left'>what happened</th></tr>"
                 f"{''.join(rows)}</table>{''.join(f'<small>note: {escape(n)}</small><br>' for n in self.notes)}</div>")
+
+
+#: The temporary folder of a check's intruders is ``INTRUDER_PREFIX`` + the process id + ``-`` + a random part.
+INTRUDER_PREFIX = "mqtt-pki-lab-intruder-"
+_INTRUDER_FOLDER = re.compile(re.escape(INTRUDER_PREFIX) + r"(\d+)-")
+
+
+def remove_stale_intruders(folder: str | Path | None = None) -> list[Path]:
+    """Remove the intruders' folders that killed checks left behind (their process is gone); return them.
+
+    A check killed with SIGKILL cannot remove its own temporary folder (a throwaway CA and client key, never
+    the lab's): the next check does. Only folders of this user whose process no longer runs are removed; links
+    are never followed.
+    """
+    removed = []
+    base = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _INTRUDER_FOLDER.match(entry.name)
+        try:
+            if not found or not entry.is_dir(follow_symlinks=False) or entry.stat(
+                    follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if _process_alive(int(found.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def make_intruder(folder: Path, client_name: str) -> L.Side:
@@ -358,7 +405,8 @@ def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", 
     check_side_files(broker_files, L.BROKER, password)
     for role in clients:
         check_side_files(role.side(root), role, password)
-    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="mqtt-pki-lab-intruder-") as tmp:
+    remove_stale_intruders()
+    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix=f"{INTRUDER_PREFIX}{os.getpid()}-") as tmp:
         intruder = make_intruder(Path(tmp), _client_name(L.FIRST_CLIENT.side(root).cert))
         running = start_broker(broker, root, host=host, password=password)
         try:

@@ -153,3 +153,31 @@ def test_killed_check_leaves_no_broker_and_no_key_copy(built_lab: Path, tmp_path
     assert figures["SIGTERM"] + figures["SIGKILL"] >= RUNS * 3 // 4, figures  # most runs were really killed
     assert figures["broker alive at the kill"] >= RUNS // 4, figures  # the risky moment was hit
     assert not leftovers, (leftovers, figures)
+
+
+def test_the_next_check_removes_the_intruders_folder_a_killed_check_left(built_lab: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL leaves the intruders' throwaway folder (never the lab's key): the next check removes it, and
+    leaves alone the folder of a check still running, a link, and anything that is not an intruders' folder."""
+    from mqtt_pki_lab.mqtt_proof import INTRUDER_PREFIX, mqtt_check
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs
+    stale = tmp_path / f"{INTRUDER_PREFIX}{gone.pid}-abc"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "intruder-client.key").write_text("a throwaway key")
+    running = tmp_path / f"{INTRUDER_PREFIX}{os.getpid()}-def"  # this very process: still running
+    running.mkdir()
+    other = tmp_path / "someone-elses-folder"
+    other.mkdir()
+    link = tmp_path / f"{INTRUDER_PREFIX}{gone.pid}-link"
+    link.symlink_to(other, target_is_directory=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    report = mqtt_check(built_lab, "embedded")
+
+    assert report.ok, report
+    assert not stale.exists()
+    assert running.is_dir() and other.is_dir() and link.is_symlink()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(f"{INTRUDER_PREFIX}{os.getpid()}-")
+                and p != running], "the check's own folder is removed at its end"
