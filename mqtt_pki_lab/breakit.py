@@ -26,7 +26,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -641,15 +641,22 @@ def openssl_verify(folder: Path, program: str | None = None) -> tuple[VerifyRun,
         if program is None:
             runs.append(VerifyRun(command, None, None))
             continue
-        try:
-            done = subprocess.run([program, *args], cwd=folder, capture_output=True, text=True, timeout=30,
-                                  stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            runs.append(VerifyRun(command, f"(could not run openssl: {exc})", None))
-            continue
-        output = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.strip())
-        runs.append(VerifyRun(command, output, done.returncode))
+        runs.append(VerifyRun(command, *run_tool(program, args, folder, timeout=30)))
     return tuple(runs)
+
+
+def run_tool(program: str, args: Sequence[str], folder: str | Path, *, timeout: float) -> tuple[str, int | None]:
+    """Run ``program args`` in ``folder`` with no input, as a student would in a terminal there.
+
+    Returns what it printed (stdout then stderr, blank lines dropped) and its exit code; when it could not be
+    run or did not finish in ``timeout`` seconds, a sentence saying so and None.
+    """
+    try:
+        done = subprocess.run([program, *args], cwd=folder, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(could not run {Path(program).name}: {exc})", None
+    return "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.strip()), done.returncode
 
 
 def raw_errors(folder: str | Path, hostname: str = "localhost", password: bytes | str | None = None

@@ -1072,12 +1072,6 @@ class _Read:
     cert: Any = None
     error: str = ""
 
-    @property
-    def fingerprint(self) -> str:
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        return hashlib.sha256(self.cert.public_bytes(Encoding.DER)).hexdigest() if self.cert is not None else ""
-
 
 def _read(root: Path, file: L.LabFile, state: LabState) -> _Read | None:
     if not state.has(file):
@@ -1260,7 +1254,7 @@ def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked:
             problems.append(("revoked", "revoked"))
         if read is not None and cert is not None and kind == "anchor":
             # An anchor trusts the CA whose certificate it is a copy of.
-            same = next((x for x in known if x.fingerprint == read.fingerprint), None)
+            same = next((x for x in known if x.cert == cert), None)  # the same certificate, byte for byte
             if same is not None:
                 links.append(TrustLink("trusts", node_id(same.file), node_id(file)))
             elif any(x.cert.subject == cert.subject for x in known):

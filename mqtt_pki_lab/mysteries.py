@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -575,6 +574,7 @@ def mosquitto_run(folder: Path, raw: RawErrors, hostname: str = HOSTNAME) -> Mos
     """Start mosquitto on ``folder``'s broker files (127.0.0.1, a free port), publish once with
     ``mosquitto_pub`` and the client's files, and keep what each printed. Without mosquitto, the line
     from :data:`MOSQUITTO_PUB_WORDS` for the kind of failure ``raw`` shows."""
+    from .breakit import run_tool
     from .errors import LabError
     from .mosquitto import MosquittoBroker, find_mosquitto, free_port
 
@@ -591,12 +591,7 @@ def mosquitto_run(folder: Path, raw: RawErrors, hostname: str = HOSTNAME) -> Mos
         except LabError:
             port = free_port()  # mosquitto stopped at start: nothing listens there
         args = _pub_args(folder, hostname, port)
-        try:
-            done = subprocess.run([pub, *args], cwd=folder, capture_output=True, text=True, timeout=20,
-                                  stdin=subprocess.DEVNULL)
-            output = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.strip())
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            output = f"(mosquitto_pub did not finish: {exc})"
+        output, _ = run_tool(pub, args, folder, timeout=20)
         deadline = time.monotonic() + 2
         while broker.running and time.monotonic() < deadline and not any(
                 "disconnected" in line for line in broker.log):
