@@ -641,21 +641,22 @@ def openssl_verify(folder: Path, program: str | None = None) -> tuple[VerifyRun,
         if program is None:
             runs.append(VerifyRun(command, None, None))
             continue
-        runs.append(VerifyRun(command, *run_tool(program, args, folder, timeout=30)))
+        runs.append(VerifyRun(command, *run_tool("openssl", program, args, folder, timeout=30)))
     return tuple(runs)
 
 
-def run_tool(program: str, args: Sequence[str], folder: str | Path, *, timeout: float) -> tuple[str, int | None]:
-    """Run ``program args`` in ``folder`` with no input, as a student would in a terminal there.
+def run_tool(name: str, program: str, args: Sequence[str], folder: str | Path, *, timeout: float
+             ) -> tuple[str, int | None]:
+    """Run ``program args`` in ``folder`` with no input, as a student would type ``name args`` there.
 
     Returns what it printed (stdout then stderr, blank lines dropped) and its exit code; when it could not be
-    run or did not finish in ``timeout`` seconds, a sentence saying so and None.
+    run or did not finish in ``timeout`` seconds, a sentence saying so (naming the tool as ``name``) and None.
     """
     try:
         done = subprocess.run([program, *args], cwd=folder, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"(could not run {Path(program).name}: {exc})", None
+        return f"(could not run {name}: {exc})", None
     return "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.strip()), done.returncode
 
 

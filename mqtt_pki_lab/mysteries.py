@@ -591,7 +591,7 @@ def mosquitto_run(folder: Path, raw: RawErrors, hostname: str = HOSTNAME) -> Mos
         except LabError:
             port = free_port()  # mosquitto stopped at start: nothing listens there
         args = _pub_args(folder, hostname, port)
-        output, _ = run_tool(pub, args, folder, timeout=20)
+        output, _ = run_tool("mosquitto_pub", pub, args, folder, timeout=20)
         deadline = time.monotonic() + 2
         while broker.running and time.monotonic() < deadline and not any(
                 "disconnected" in line for line in broker.log):
