@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from . import diagram as L
 from .ca import create_ca_certificate
 from .certificates import common_name, issue
+from .crl import refresh_crl, revoke
 from .csr import create_csr
 from .diagram import Role
 from .errors import InputError, RefusedError
@@ -46,11 +47,13 @@ from .keys import PrivateKey, generate_key, is_encrypted_key_pem, key_type_of, l
 from .pem import load_certificate, load_csr, save_pem
 from .profile import Validity, ca_extensions, leaf_extensions, leaf_names, validity
 from .sign import csr_names, sign_csr
-from .steps import Lab, discover_roles
+from .steps import Lab, discover_roles, has_intermediate, key_on_device
 from .tlscontext import broker_context, client_context
 from .verify import verify_lab
 
 if TYPE_CHECKING:
+    from .diagnose import Diagnosis
+    from .handshake import HandshakeResult
     from .verify import VerifyReport
 
 #: The name of the CA that is *not* the lab's: a foreign CA, made with the same API as the real one.
@@ -74,6 +77,9 @@ class Expected:
     handshake: str | None
     """The code of the handshake's own diagnosis (from OpenSSL's words alone), or None when the
     handshake still passes (the problem is not one TLS can see)."""
+    intended: bool = False
+    """True when the refusal is what the lab asked for (a client on the revocation list, step 11): ``verify``
+    then *passes* ("refused, as it must be") and the diagnosis is that of the refused client's handshake."""
 
     def for_client(self, client: Role) -> Expected:
         """The same expectation when the scenario breaks a further client (``clients/NAME/``) instead."""
@@ -84,10 +90,19 @@ class Expected:
         phrase = self.phrase.replace("client does not", f"{client.label} does not")
         return replace(self, file=file, phrase=phrase)
 
+    def judged(self, report: VerifyReport) -> tuple[Diagnosis | None, HandshakeResult | None]:
+        """The diagnosis and the handshake of ``report`` this expectation is compared with: verify's own, or,
+        for an :attr:`intended` refusal, the refused client's handshake and its diagnosis."""
+        if not self.intended:
+            return report.diagnosis, report.handshake
+        refused = next((r for role, r, _ in report.handshakes if report.refused_as_revoked(role, r)), None)
+        return (refused.diagnosis if refused is not None else None), refused
+
     def mismatches(self, report: VerifyReport) -> list[str]:
         """How ``report`` differs from this expectation (empty when verify diagnosed it exactly)."""
-        diagnosis, handshake = report.diagnosis, report.handshake
-        found = [] if not report.ok else ["verify passed"]
+        diagnosis, handshake = self.judged(report)
+        found = ([] if report.ok else ["verify failed"]) if self.intended else \
+            ([] if not report.ok else ["verify passed"])
         if diagnosis is None:
             return [*found, "no diagnosis"]
         for what, want, got in (("code", self.code, diagnosis.code), ("arrow", self.arrow, diagnosis.arrow),
@@ -268,9 +283,80 @@ def _ca_made_again(work: _Work) -> None:
     work.hand_out()
 
 
+def settle_rotation(copy: Path, passphrase: bytes | None = None) -> bool:
+    """Complete the CA rotation a *copy* of a lab is in the middle of (True), or do nothing (False).
+
+    revoke, crl --refresh and renew are refused during a rotation (this version signs the lists again only when
+    it finishes), so a mystery made from a lab mid-rotation first completes the copy's rotation: every side
+    re-issued by the new root (a device that holds its key: from its CSR, the copy the lab keeps), then the old
+    root retired. Only ever called on a copy; the student's own lab is never touched."""
+    from .rotate import finish_rotation, reissue, rotating, rotation_status
+
+    if not rotating(copy):
+        return False
+    reissue(copy, password=passphrase)
+    for side in rotation_status(copy).waiting:
+        if side.on_device:
+            reissue(copy, [side.role.name], csr=side.role.file("csr").path(copy), password=passphrase)
+    finish_rotation(copy, password=passphrase)
+    return True
+
+
+def _client_revoked(work: _Work) -> None:
+    # Day two, step 11: the CA revoked this client (a stolen device, or the wrong name typed) and handed the
+    # list to the broker, as `mqtt-pki-lab revoke` does.
+    settle_rotation(work.root, work.passphrase)
+    revoke(work.root, work.client.name, reason="keyCompromise", password=work.passphrase)
+
+
+def _crl_stale(work: _Work) -> None:
+    # Step 11 done once, then never again: the list was signed 31 days ago for 30 days (the lab's default), so
+    # its nextUpdate passed yesterday. A list signed then cannot record a later revocation: refresh_crl dates
+    # such an entry at the list's own thisUpdate. Every client is refused anyway.
+    settle_rotation(work.root, work.passphrase)
+    signed = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
+    refresh_crl(work.root, next_update_days=30, password=work.passphrase, now=signed)
+
+
+def _client_misses_new_root(work: _Work) -> None:
+    # Day two, steps 16-17: a CA rotation started (a bundle of both roots handed out) and every certificate was
+    # re-issued under the new root; but this client's ca.crt is the old root alone (a device that never got the
+    # bundle, or an old backup copied back).
+    from .rotate import reissue, rotating, start_rotation
+
+    if not rotating(work.root):  # a copy of a lab in the middle of its own rotation carries on with it
+        start_rotation(work.root, password=work.passphrase)
+    reissue(work.root, password=work.passphrase)
+    write_atomic(work.file("trust").path(work.root), read_bytes(L.CA_CERT.path(work.root)), secret=False)
+
+
 def _ca_key_leaked(work: _Work) -> None:
     leaked = work.root / "broker" / "ca.key"
     write_atomic(leaked, read_bytes(L.CA_KEY.path(work.root)), secret=True)
+
+
+# --- a chain of three (notebook 11): the intermediate left out of the chain, or put where the root belongs ------
+
+def _leaf_alone(work: _Work, file: L.LabFile) -> None:
+    """Write the first certificate of ``file`` (the leaf) back alone: what ``openssl x509 -req -out`` writes, or
+    what a deployment copies when it takes only the first PEM block."""
+    work.save_cert(work.cert(file), file)
+
+
+def _server_without_intermediate(work: _Work) -> None:
+    # Arrow 5 done by hand on a chain of three: `openssl x509 -req -CA intermediate.crt ... -out server.crt` writes
+    # the leaf alone, and nobody appended intermediate.crt. The broker presents a leaf no client can link to the
+    # root it trusts.
+    _leaf_alone(work, L.SERVER_CERT)
+
+
+def _intermediate_trusted_by_broker(work: _Work) -> None:
+    # "The intermediate signed the client, so the broker must trust the intermediate": broker/ca.crt holds the
+    # intermediate alone in place of the root, and client.crt the leaf alone. A partial-chain verifier (Python 3.13's
+    # default context, this lab's in-memory handshake) takes any certificate of its CA file as an anchor and accepts
+    # it; OpenSSL's default (mosquitto, `openssl verify`) does not (X509_V_FLAG_PARTIAL_CHAIN is off).
+    work.save_cert(work.cert(L.INTERMEDIATE.file("crt")), L.BROKER.file("trust"))
+    _leaf_alone(work, L.FIRST_CLIENT.file("crt"))
 
 
 @dataclass(frozen=True)
@@ -286,6 +372,17 @@ class Scenario:
 
     #: True when the scenario breaks a client's files (any client of the lab can be chosen).
     per_client: bool = False
+    #: True when the scenario breaks a chain of three: it needs a lab built with ``--intermediate`` (``break_lab``
+    #: refuses a one-level lab for it, in one line).
+    chain: bool = False
+    one_level: bool = False
+    """True when the scenario needs a lab without an intermediate CA (a CA rotation: refused on a chain lab)."""
+
+    def fits(self, src: str | Path) -> bool:
+        """True when this scenario can break the lab ``src``: any lab; a :attr:`chain` scenario only a lab with an
+        intermediate CA (:func:`~mqtt_pki_lab.steps.has_intermediate`), a :attr:`one_level` one only a lab without."""
+        chained = has_intermediate(src)
+        return not (self.chain and not chained) and not (self.one_level and chained)
 
     def apply(self, src: str | Path, out: str | Path, passphrase: bytes | None = None,
               client: str | None = None) -> Path:
@@ -361,6 +458,38 @@ SCENARIOS: tuple[Scenario, ...] = (
              "certificates for anyone. The handshake still works; the PKI is compromised.",
              Expected("secret-leak", 1, "broker/ca.key", "ca.key", None),
              _ca_key_leaked),
+    # Day two (notebook 10): the revocation list, step 11.
+    Scenario("client-revoked", "the client's certificate is on the revocation list",
+             "the CA revoked client.crt (reason keyCompromise: `mqtt-pki-lab revoke DIR client`) and the broker "
+             "checks broker/crl.pem; the client's files are unchanged and still valid.",
+             Expected("revoked", 11, "client/client.crt", "revocation list", "revoked", intended=True),
+             _client_revoked, per_client=True),
+    Scenario("crl-stale", "the revocation list is past its nextUpdate",
+             "broker/crl.pem was signed 31 days ago for 30 days and never signed again (`mqtt-pki-lab crl DIR "
+             "--refresh`): its nextUpdate passed yesterday.",
+             Expected("crl-expired", 11, "broker/crl.pem", "EVERY client", "crl-expired"),
+             _crl_stale),
+    # Day two: a CA rotation (steps 16-18).
+    Scenario("client-trusts-old-root", "the client does not yet trust the new root",
+             "a CA rotation is under way: every certificate was re-issued by the new root (ca-next/), but "
+             "client/ca.crt still holds only the old root, not the bundle of both.",
+             Expected("rotation-old-trust", 16, "client/ca.crt", "still trusts only the old root",
+                      "untrusted-issuer"),
+             _client_misses_new_root, per_client=True, one_level=True),
+    # A chain of three (notebook 11, a lab built with --intermediate): where the intermediate's certificate goes.
+    Scenario("server-without-intermediate", "the broker presents its certificate without the intermediate",
+             "broker/server.crt holds the leaf alone (made by hand with `openssl x509 -req -CA intermediate.crt`, "
+             "which writes the leaf only, and intermediate.crt never appended): no client can link it to the root "
+             "its ca.crt holds.",
+             Expected("missing-chain", 5, "broker/server.crt", "unable to get local issuer certificate",
+                      "missing-chain"),
+             _server_without_intermediate, chain=True),
+    Scenario("intermediate-in-broker-trust", "the broker trusts the intermediate instead of the root",
+             "broker/ca.crt holds the intermediate CA's certificate in place of the root, and client/client.crt the "
+             "leaf alone: the intermediate was put where the trust anchor belongs instead of into the chain. Python's "
+             "partial-chain check accepts that; mosquitto refuses every client.",
+             Expected("intermediate-in-trust", 9, "broker/ca.crt", "root alone", None),
+             _intermediate_trusted_by_broker, chain=True),
 )
 SCENARIO_BY_ID: dict[str, Scenario] = {s.id: s for s in SCENARIOS}
 
@@ -389,7 +518,9 @@ def _check_source(src: Path) -> None:
             if os.path.islink(os.path.join(folder, name)):
                 raise InputError(Path(folder, name), "is a symbolic link; break-it copies only real files, so it "
                                                      "can never write into another lab through a link")
-    missing = [f.relpath for f in discover_roles(src).files() if not f.path(src).is_file()]
+    offline = (L.CA_KEY,) if has_intermediate(src) else ()  # a chain's root key may be kept offline
+    missing = [f.relpath for f in discover_roles(src).files() if f not in offline and not f.path(src).is_file()
+               and not (f.slot == "key" and key_on_device(src, f.role))]  # a key born on its device (notebook 09)
     if missing:
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise InputError(src, f"not a complete lab (missing {shown}); the catalogue breaks a working PKI: run "
@@ -438,6 +569,12 @@ def break_lab(src: str | Path, scenario: str | Scenario, out: str | Path, passph
         raise RefusedError(out, "already exists; the catalogue writes a new folder and never changes an "
                                 "existing one: choose a new name")
     _check_source(src)
+    if not scenario.fits(src):
+        if scenario.chain:
+            raise InputError(src, f"has no intermediate CA, and {scenario.id} breaks a chain of three: break a lab "
+                                  "built with mqtt-pki-lab build DIR --intermediate")
+        raise InputError(src, f"has an intermediate CA, and {scenario.id} breaks a CA rotation, which the lab does "
+                              "on one-level labs only: break a lab built without --intermediate")
     target = L.FIRST_CLIENT
     if client is not None:
         if not scenario.per_client:
@@ -488,17 +625,29 @@ class Outcome:
         """How verify's answer differs from the expected diagnosis (empty when it is exactly right)."""
         return self.scenario.expected.mismatches(self.report)
 
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        """verify's diagnosis (for a revoked client: the refused handshake's, as verify passes)."""
+        return self.scenario.expected.judged(self.report)[0]
+
     def __str__(self) -> str:
         verdict = "as expected" if not self.mismatches else "UNEXPECTED: " + "; ".join(self.mismatches)
-        return f"{self.scenario.id}: {verdict}\n  {self.report.diagnosis}"
+        return f"{self.scenario.id}: {verdict}\n  {self.diagnosis}"
+
+
+def scenarios_for(src: str | Path) -> tuple[Scenario, ...]:
+    """The scenarios of the catalogue that can break the lab ``src`` (:meth:`Scenario.fits`): a one-level lab
+    leaves out the :attr:`~Scenario.chain` scenarios, a chain lab the :attr:`~Scenario.one_level` ones."""
+    return tuple(s for s in SCENARIOS if s.fits(src))
 
 
 def run_catalogue(src: str | Path, work_dir: str | Path, hostname: str = "localhost",
-                  passphrase: bytes | None = None, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Outcome]:
-    """Break ``src`` in every way of the catalogue (one folder per scenario in ``work_dir``, which must
-    exist) and verify each copy: the teacher's answer key, and the test of the diagnoses."""
+                  passphrase: bytes | None = None, scenarios: tuple[Scenario, ...] | None = None) -> list[Outcome]:
+    """Break ``src`` in every way of the catalogue that fits it (:func:`scenarios_for`; or each of
+    ``scenarios``), one folder per scenario in ``work_dir``, which must exist, and verify each copy: the
+    teacher's answer key, and the test of the diagnoses."""
     outcomes = []
-    for scenario in scenarios:
+    for scenario in scenarios_for(src) if scenarios is None else scenarios:
         folder = break_lab(src, scenario, Path(work_dir) / scenario.id, passphrase)
         outcomes.append(Outcome(scenario, folder, verify_lab(folder, hostname, passphrase)))
     return outcomes
@@ -507,7 +656,9 @@ def run_catalogue(src: str | Path, work_dir: str | Path, hostname: str = "localh
 def catalogue() -> str:
     """The catalogue as text: one line per scenario, with what it breaks."""
     width = max(len(s.id) for s in SCENARIOS)
-    return "\n".join(f"{s.id:<{width}}  {s.title}" for s in SCENARIOS)
+    return "\n".join(f"{s.id:<{width}}  {s.title}" + (" (a lab built with --intermediate)" if s.chain else
+                                                       " (a lab without an intermediate)" if s.one_level else "")
+                     for s in SCENARIOS)
 
 
 
@@ -628,6 +779,10 @@ def handshake_errors(folder: Path, hostname: str = "localhost", password: bytes 
 def openssl_verify(folder: Path, program: str | None = None) -> tuple[VerifyRun, ...]:
     """Run ``openssl verify -x509_strict -purpose P -CAfile TRUST CERT`` for each side (:data:`VERIFY_RUNS`).
 
+    In a lab with an intermediate CA a side presents its certificate file as a chain (the leaf, then the
+    intermediate), and ``openssl verify`` reads only the first certificate of CERT as the one to check: the rest
+    of the file is given as ``-untrusted CERT``, the certificates a verifier may use to build the path but not
+    trust (without it, even a good chain fails with "unable to get local issuer certificate").
     Run from inside ``folder``, so the command reads as a student would type it there. Without an
     ``openssl`` program the runs come back with ``output`` None. ``openssl verify`` checks signatures,
     dates, purposes and the CA's profile; it does not check the broker's name (that needs
@@ -635,8 +790,10 @@ def openssl_verify(folder: Path, program: str | None = None) -> tuple[VerifyRun,
     """
     program = program or shutil.which("openssl")
     runs = []
+    chain = has_intermediate(folder)
     for cert, trust, purpose in VERIFY_RUNS:
-        args = ["verify", "-x509_strict", "-purpose", purpose, "-CAfile", trust, cert]
+        args = ["verify", "-x509_strict", "-purpose", purpose, *(("-untrusted", cert) if chain else ()),
+                "-CAfile", trust, cert]
         command = "openssl " + " ".join(args)
         if program is None:
             runs.append(VerifyRun(command, None, None))

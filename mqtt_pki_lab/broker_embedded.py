@@ -41,13 +41,15 @@ from typing import Any
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.contexts import Action, BrokerConfig, ListenerConfig, ListenerType
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from cryptography import x509
 
 from . import diagram as L
+from .acl import Policy, may, policy_file_for, read_policy_file
 from .certificates import common_name, display_name
+from .crl import checked_broker_crl
 from .errors import LabError
 from .mqtt_client import check_side_files, openssl_reason
 from .tlscontext import broker_context
@@ -123,8 +125,39 @@ class CertificateIdentityAuth(BaseAuthPlugin):
         return True
 
 
-def _plugin_path() -> str:
-    return f"{CertificateIdentityAuth.__module__}.{CertificateIdentityAuth.__qualname__}"
+class PolicyTopicCheck(BaseTopicPlugin):
+    """amqtt topic plugin: the broker's policy (``broker/acl``) decides, as mosquitto's ``acl_file`` does.
+
+    amqtt asks a topic plugin three questions (``Broker._topic_filtering``): may this session PUBLISH to a
+    topic (refused: amqtt drops the message, the client still had its PUBACK), SUBSCRIBE to a filter (refused:
+    SUBACK 0x80), and RECEIVE a message on a topic (refused: not delivered to it). We answer them as
+    mosquitto 2.0.11 does with :func:`~mqtt_pki_lab.acl.may`: ``write`` for a PUBLISH, ``read`` for each
+    delivery, and *every* subscription granted (mosquitto's acl_file does not check subscriptions; a forbidden
+    one simply receives nothing). The username is the certificate's Common Name, set by
+    :class:`CertificateIdentityAuth`. Each refusal is told to ``on_deny(client_id, username, what, topic)``.
+    """
+
+    @dataclass
+    class Config:
+        """Plugin settings: the :class:`~mqtt_pki_lab.acl.Policy` to enforce, and who hears of a refusal."""
+
+        policy: Any = None
+        on_deny: Any = None
+
+    async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
+                              action: Action | None = None) -> bool | None:
+        policy = self.config.policy
+        if action == Action.SUBSCRIBE or not isinstance(policy, Policy) or session is None or topic is None:
+            return True  # amqtt needs True here: None would count as a refusal
+        what = "write" if action == Action.PUBLISH else "read"
+        allowed = may(policy, session.username, topic, what, client_id=session.client_id)
+        if not allowed and callable(self.config.on_deny):
+            self.config.on_deny(session.client_id, session.username, what, topic)
+        return allowed
+
+
+def _plugin_path(plugin: type = CertificateIdentityAuth) -> str:
+    return f"{plugin.__module__}.{plugin.__qualname__}"
 
 
 class _Unread(asyncio.Protocol):
@@ -153,8 +186,14 @@ class EmbeddedBroker:
     """
 
     def __init__(self, files: str | Path | L.Side, *, host: str = "127.0.0.1",
-                 password: bytes | str | None = None, start_timeout: float = 15.0) -> None:
+                 password: bytes | str | None = None, start_timeout: float = 15.0,
+                 acl: str | Path | bool = True) -> None:
         self.side = files if isinstance(files, L.Side) else L.BROKER.side(files)
+        self.acl = acl
+        """The policy to enforce, as for mosquitto: True (default) the ``acl`` file beside ``server.crt`` (the
+        lab's ``broker/acl``) when there is one, False none, or the path of a policy file."""
+        self.policy: Policy | None = None
+        """The policy in force once started (None: every client may use every topic)."""
         self.host = host
         self.port: int | None = None
         self.log: list[str] = []
@@ -187,6 +226,9 @@ class EmbeddedBroker:
         if self._thread is not None:
             raise RuntimeError("this EmbeddedBroker was already started; make a new one")
         check_side_files(self.side, L.BROKER, self._password)
+        checked_broker_crl(self.side)  # the revocation list the context loads: a bad one is named, not "server.crt"
+        policy_file = policy_file_for(self.side, self.acl)
+        self.policy = read_policy_file(policy_file) if policy_file is not None else None
         try:
             context = broker_context(self.side, self._password if self._password is not None else b"")
         except (ssl.SSLError, OSError) as exc:
@@ -234,7 +276,9 @@ class EmbeddedBroker:
         port = sock.getsockname()[1]
         config = BrokerConfig(
             listeners={LISTENER: ListenerConfig(type=ListenerType.EXTERNAL, bind=f"{self.host}:{port}")},
-            plugins={_plugin_path(): {"on_login": self._on_login, "on_refuse": self._on_refuse}},
+            plugins={_plugin_path(): {"on_login": self._on_login, "on_refuse": self._on_refuse},
+                     **({_plugin_path(PolicyTopicCheck): {"policy": self.policy, "on_deny": self._on_deny}}
+                        if self.policy is not None else {})},
         )
         broker = Broker(config)
         try:
@@ -323,6 +367,15 @@ class EmbeddedBroker:
         """A client whose certificate verified but names nobody: refused at CONNECT, like mosquitto does."""
         self.refusals.append(reason)
         self._say(f"refused client {client_id!r} from {where}: {reason}")
+
+    def _on_deny(self, client_id: str, username: str | None, what: str, topic: str) -> None:
+        """A PUBLISH or a delivery the policy refuses, in words (mosquitto logs ``Denied PUBLISH``)."""
+        if what == "write":
+            self._say(f"denied: {username!r} (client {client_id!r}) may not publish to {topic!r} (broker/acl gives "
+                      "it no write access there); the message was dropped")
+        else:
+            self._say(f"denied: a message on {topic!r} was not delivered to {username!r} (client {client_id!r}): "
+                      "broker/acl gives it no read access there")
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Whatever asyncio would print on stderr ("Task exception was never retrieved"...) goes to the log."""

@@ -39,12 +39,23 @@ from .certificates import (
     extended_key_usage,
     extension,
     host_names,
+    is_ca,
     signed_by,
 )
-from .diagnose import Diagnosis, cert_file, csr_file, file_diagnosis, trust_file
+from .crl import crl_number, crl_path, crl_problem, index_entries, issuer_role, load_crl, revoked_entry
+from .diagnose import (
+    Diagnosis,
+    cert_file,
+    csr_file,
+    file_diagnosis,
+    missing_chain_diagnosis,
+    revocation_diagnosis,
+    trust_file,
+)
 from .diagram import ARROW_TITLES, Role, Roles, arrow_of
 from .errors import LabError
 from .files import mode_of, read_bytes
+from .intermediate import build_path, path_length
 from .keys import (
     PrivateKey,
     PublicKey,
@@ -56,8 +67,8 @@ from .keys import (
     public_key_fingerprint,
 )
 from .names import is_ip
-from .pem import load_certificate, load_csr
-from .steps import discover_roles
+from .pem import load_certificates, load_csr
+from .steps import discover_roles, key_on_device
 
 Status = Literal["pass", "warn", "fail"]
 #: Signature digests no verifier should accept any more.
@@ -113,11 +124,20 @@ class LabFiles:
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     _fingerprints: dict[L.LabFile, str | None] = field(default_factory=dict, repr=False)
     _issued: dict[tuple[int, int], bool] = field(default_factory=dict, repr=False)
+    on_device: set[Role] = field(default_factory=set)
+    """The roles whose private key is held by their device (``mqtt-pki-lab sign``): their key is not here."""
+    chains: dict[L.LabFile, tuple[x509.Certificate, ...]] = field(default_factory=dict)
+    next_root: x509.Certificate | None = None
+    """During a CA rotation (:mod:`~mqtt_pki_lab.rotate`): the new root, ``ca-next/ca.crt``; else None."""
+    """The certificates that follow the first one in a file: in a chain of three, the intermediate after each
+    leaf (the chain that side presents); in a ``ca.crt``, further trusted certificates."""
 
     @classmethod
     def load(cls, root: str | Path, password: bytes | str | None = None) -> LabFiles:
         """Read every file of every role that exists in ``root``."""
         files = cls(Path(root), discover_roles(Path(root)))
+        files.on_device = {r for r in files.roles.sides if key_on_device(files.root, r)}
+        files.next_root = _next_root(files.root)
         for file in files.roles.files():
             path = file.path(files.root)
             if path.is_symlink():
@@ -135,7 +155,10 @@ class LabFiles:
                 elif file.slot == "csr":
                     files.csrs[file] = load_csr(path)
                 else:
-                    files.certs[file] = load_certificate(path)
+                    first, *rest = load_certificates(path)  # a leaf file: the leaf first, then its chain
+                    files.certs[file] = first
+                    if rest:
+                        files.chains[file] = tuple(rest)
             except LabError as exc:
                 files.problems[file] = exc.problem
         return files
@@ -173,6 +196,16 @@ class LabFiles:
         """True when two loaded certificate files hold the very same certificate."""
         ca, cb = self.certs.get(a), self.certs.get(b)
         return ca is not None and cb is not None and ca == cb
+
+    def anchors(self, file: L.LabFile) -> tuple[x509.Certificate, ...]:
+        """Every certificate a ``ca.crt`` file holds (what its side trusts), or () when it was not loaded."""
+        first = self.certs.get(file)
+        return (first, *self.chains.get(file, ())) if first is not None else ()
+
+    @property
+    def intermediate(self) -> x509.Certificate | None:
+        """The lab's intermediate CA certificate (``intermediate/intermediate.crt``), when it has one."""
+        return self.certs.get(L.INTERMEDIATE_CERT) if self.roles.intermediate else None
 
     def issued_by(self, leaf: x509.Certificate, issuer: x509.Certificate) -> bool:
         """True when ``issuer``'s key signed ``leaf`` (and the names agree); verified once per pair."""
@@ -248,6 +281,8 @@ def check_files(files: LabFiles) -> list[Check]:
     operating = {f for role in files.sides for f in role.operating}
     for role in files.sides:
         for file in role.operating:
+            if file in files.missing and file.slot == "key" and role in files.on_device:
+                continue  # held by the device: check_device_keys says so
             if file in files.missing:
                 checks.append(Check(f"{file.relpath} present", "fail", "missing", _missing(file)))
             elif file in files.problems:
@@ -259,13 +294,18 @@ def check_files(files: LabFiles) -> list[Check]:
                                     file_diagnosis(file, f"{file.relpath} is encrypted with a passphrase.",
                                                    "give its passphrase (--passphrase-file).", "bad-passphrase")))
     for file, problem in files.problems.items():
-        if file not in operating:
+        if file not in operating and not (file == L.INTERMEDIATE_CERT and files.roles.intermediate):  # check_chain
             checks.append(Check(f"{file.relpath} readable", "warn", f"{problem} (not needed to operate, but "
                                                                     "the checks cannot use it)"))
     if any(c.status == "fail" for c in checks):
         return checks
-    extra = [f.relpath for f in files.roles.files() if f in files.missing]
+    offline = files.roles.intermediate and L.CA_KEY in files.missing and L.INTERMEDIATE_CERT in files.certs
+    extra = [f.relpath for f in files.roles.files() if f in files.missing
+             and not (f.slot == "key" and f.role in files.on_device) and not (offline and f == L.CA_KEY)]
     note = f"; not here: {', '.join(extra)} (checks compare with the copies only)" if extra else ""
+    note += "; ca/ca.key kept offline (the intermediate CA signs day to day)" if offline else ""
+    held = [r.file("key").relpath for r in files.sides if r in files.on_device]
+    note += f"; held by their devices, not here: {', '.join(held)}" if held else ""
     clients = len(files.clients)
     whose = "client/" if clients == 1 else f"each of the {clients} clients' "
     return [Check("files present and readable", "pass",
@@ -289,7 +329,7 @@ def _missing(file: L.LabFile) -> Diagnosis:
 def check_key_pairs(files: LabFiles) -> list[Check]:
     """Each side's private key is the key its certificate was issued for; ca.key is ca.crt's key."""
     checks = []
-    for role in (L.CA, *files.sides):
+    for role in (*files.roles.cas, *files.sides):
         cert, key = role.file("crt"), role.file("key")
         same = files.same_key(cert, key)
         if same is None:
@@ -339,6 +379,22 @@ def check_trust(files: LabFiles) -> list[Check]:
             if files.issued_by(leaf, trusted):
                 checks.append(Check(name, "pass", f"signed by '{display_name(trusted.subject)}'"))
                 continue
+            second = next((a for a in files.anchors(trust)[1:] if files.issued_by(leaf, a)), None)
+            if second is not None:  # a CA rotation's bundle: the old root, then the new one
+                checks.append(Check(name, "pass", f"signed by '{display_name(second.subject)}', a further root in "
+                                                  f"{trust.relpath} (a CA rotation's bundle)"))
+                continue
+            path = build_path(leaf, files.chains.get(leaf_file, ()), files.anchors(trust))
+            if path is not None:  # a chain of three: leaf -> intermediate (sent after it) -> root
+                links = ", ".join(f"'{display_name(c.subject)}'" for c in path[1:])
+                checks.append(Check(name, "pass", f"chain {links}: the intermediate sent in {leaf_file.name}, "
+                                                  f"the root in {trust.relpath}"))
+                continue
+            gap = _missing_chain(files, verifier, presenter)
+            if gap is not None:
+                checks.append(Check(name, "fail", f"{leaf_file.name} does not carry the intermediate CA's "
+                                                  "certificate after the leaf", gap))
+                continue
             same_name = leaf.issuer == trusted.subject
             found = (f"{trust.relpath} has the issuer's name '{display_name(trusted.subject)}' but another key"
                      if same_name else f"{leaf_file.name} was issued by '{display_name(leaf.issuer)}', "
@@ -352,6 +408,8 @@ def _untrusted(files: LabFiles, verifier: Role, presenter: Role) -> Diagnosis:
     trusted, leaf = files.certs[trust], files.certs[leaf_file]
     lab_ca = files.certs.get(L.CA_CERT)
     issuer, trusted_name = display_name(leaf.issuer), display_name(trusted.subject)
+    if files.next_root is not None and files.issued_by(leaf, files.next_root):
+        return _old_trust_only(trust, verifier, leaf_file, files.next_root)
     if lab_ca is not None and not files.same_cert(trust, L.CA_CERT) and files.issued_by(leaf, lab_ca):
         return file_diagnosis(
             trust, f"{verifier.label} does not trust the CA that signed {leaf_file.relpath}: {trust.relpath} is "
@@ -365,6 +423,50 @@ def _untrusted(files: LabFiles, verifier: Role, presenter: Role) -> Diagnosis:
                    f"('{trusted_name}'): {verifier.label} does not trust it.",
         f"have the lab's ca.key sign {csr.relpath} (arrow {arrow_of(leaf_file)}) and use that certificate.",
         "foreign-issuer")
+
+
+def _missing_chain(files: LabFiles, verifier: Role, presenter: Role) -> Diagnosis | None:
+    """In a chain of three: ``presenter``'s certificate was signed by the lab's intermediate CA, but its file does
+    not carry the intermediate after the leaf, so ``verifier`` (which trusts the root alone) cannot link it to
+    the root. OpenSSL says "unable to get local issuer certificate". None when that is not the problem."""
+    intermediate, leaf_file = files.intermediate, cert_file(presenter)
+    leaf = files.certs.get(leaf_file)
+    if intermediate is None or leaf is None or not files.issued_by(leaf, intermediate) \
+            or intermediate in files.chains.get(leaf_file, ()):
+        return None
+    return missing_chain_diagnosis(presenter, verifier)
+
+
+def _intermediate_as_anchor(files: LabFiles, copy: L.LabFile) -> Diagnosis:
+    """A ``ca.crt`` that holds the intermediate CA's certificate: the trust anchor is the root alone.
+
+    What verifiers make of it (measured with OpenSSL 3.0 and mosquitto 2.0.11): OpenSSL's default takes only a
+    self-signed certificate of the CA file as a trust anchor (``X509_V_FLAG_PARTIAL_CHAIN`` is off), so with the
+    intermediate *in place of* the root it refuses every chain, complete or not ("unable to get issuer
+    certificate"); *beside* the root it accepts, and a leaf file without its chain goes unnoticed until a verifier
+    that holds the root alone meets it. A partial-chain verifier (Python 3.13's default context) accepts both."""
+    name = display_name(files.intermediate.subject) if files.intermediate is not None else "intermediate"
+    if any(a.issuer == a.subject for a in files.anchors(copy)):
+        effect = ("beside the root: OpenSSL then builds the path through it, so a leaf file without the intermediate "
+                  "after it goes unnoticed here, and every verifier that holds the root alone refuses that leaf "
+                  "('unable to get local issuer certificate')")
+    else:
+        effect = ("in place of the root: mosquitto and `openssl verify` take only a self-signed certificate as a "
+                  "trust anchor (OpenSSL's default, without X509_V_FLAG_PARTIAL_CHAIN), so they refuse every chain "
+                  "through this file, complete or not ('unable to get issuer certificate'); only a partial-chain "
+                  "verifier such as Python 3.13's default context accepts it")
+    return file_diagnosis(
+        copy, f"{copy.relpath} holds the intermediate CA's certificate ('{name}') {effect}. A side trusts the root "
+              "alone (arrow 9 hands out ca/ca.crt); the intermediate travels in the chain, after each leaf in "
+              "server.crt and client.crt, where every verifier gets it.",
+        f"copy ca/ca.crt (the root alone) to {copy.relpath} (arrow 9), and keep intermediate/intermediate.crt after "
+        "the leaf in each certificate file (arrows 5 and 8).", "intermediate-in-trust", arrow=9)
+
+
+def _is_lab_intermediate(files: LabFiles, cert: x509.Certificate) -> bool:
+    """True when ``cert`` is the lab's intermediate CA, or any CA certificate that is not self-signed (a root
+    is self-signed: a ``ca.crt`` holding two roots, as during a CA rotation, holds no intermediate)."""
+    return cert == files.intermediate or (cert.issuer != cert.subject and is_ca(cert))
 
 
 def _orphaned(files: LabFiles, blame: L.LabFile, ca: x509.Certificate) -> Diagnosis:
@@ -390,13 +492,43 @@ def _orphan_of(files: LabFiles, leaf_file: L.LabFile, ca: x509.Certificate) -> b
     return leaf is not None and leaf.issuer == ca.subject and not files.issued_by(leaf, ca)
 
 
+def _next_root(root: Path) -> x509.Certificate | None:
+    """The new root of a CA rotation under way (``ca-next/ca.crt``), or None."""
+    path = L.NEXT_CA.file("crt").path(root)
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        return load_certificates(path)[0]
+    except LabError:
+        return None
+
+
+def _rotation_copy(files: LabFiles, copy: L.LabFile) -> bool:
+    """True when ``copy`` is what a CA rotation hands out: roots of the lab only (the old root in ``ca/``, the
+    new one in ``ca-next/``), the new one among them."""
+    roots = [r for r in (files.certs.get(L.CA_CERT), files.next_root) if r is not None]
+    anchors = files.anchors(copy)
+    return files.next_root is not None and files.next_root in anchors and all(a in roots for a in anchors)
+
+
+def _old_trust_only(trust: L.LabFile, verifier: Role, leaf_file: L.LabFile, new: x509.Certificate) -> Diagnosis:
+    """A side that never received a CA rotation's bundle meets a certificate of the new root."""
+    return file_diagnosis(
+        trust, f"{verifier.label} still trusts only the old root: {leaf_file.relpath} is signed by the new root "
+               f"'{display_name(new.subject)}' ({L.NEXT_CA_FOLDER}/ca.crt), which {trust.relpath} does not hold.",
+        f"hand {verifier.label} the bundle of both roots: mqtt-pki-lab rotate DIR reissue {verifier.name} (a device "
+        "that holds its own files: mqtt-pki-lab install DEVICE_DIR client.crt ca.crt).", "rotation-old-trust",
+        arrow=L.ROTATE_STEPS[0].number)
+
+
 def check_copies(files: LabFiles) -> list[Check]:
     """Every side's ca.crt is a copy of ca/ca.crt: a CA made again (``--force``, ``run(1)``+``run(2)``) is
     caught even when the sides still agree with each other."""
     lab_ca = files.certs.get(L.CA_CERT)
     if lab_ca is None:
         return []
-    stale = [c for c in _ca_copies(files)[1:] if c in files.certs and not files.same_cert(c, L.CA_CERT)]
+    stale = [c for c in _ca_copies(files)[1:] if c in files.certs and not files.same_cert(c, L.CA_CERT)
+             and not _rotation_copy(files, c)]
     if not stale:
         return [Check("copies of ca/ca.crt", "pass", f"{len(files.sides)} sides hold the same ca.crt")]
     checks = []
@@ -404,7 +536,9 @@ def check_copies(files: LabFiles) -> list[Check]:
         old = files.certs[copy]
         leaves = [r.file("crt") for r in files.sides if r.file("crt") in files.certs]
         by_new = [f for f in leaves if files.issued_by(files.certs[f], lab_ca)]
-        if old.subject == lab_ca.subject and not by_new:
+        if _is_lab_intermediate(files, old):
+            diagnosis = _intermediate_as_anchor(files, copy)
+        elif old.subject == lab_ca.subject and not by_new:
             diagnosis = _orphaned(files, L.CA_CERT, lab_ca)
         else:
             diagnosis = file_diagnosis(
@@ -420,7 +554,8 @@ def check_copies(files: LabFiles) -> list[Check]:
 def check_validity(files: LabFiles) -> list[Check]:
     """Every certificate is valid now: not before its notBefore, not after its notAfter."""
     checks = []
-    for file in (*_distinct_ca_certs(files), *(r.file("crt") for r in files.sides)):
+    cas = [L.INTERMEDIATE_CERT] if files.roles.intermediate else []
+    for file in (*_distinct_ca_certs(files), *cas, *(r.file("crt") for r in files.sides)):
         cert = files.certs.get(file)
         if cert is None:
             continue
@@ -441,7 +576,10 @@ def check_validity(files: LabFiles) -> list[Check]:
                 f"{redo}: certificates are renewed, never extended.", "expired",
                 arrow=2 if is_ca_file else None)))
         elif end - now < EXPIRY_WARNING:
-            checks.append(Check(name, "warn", f"expires {_when(end, now)}: renew it soon"))
+            how = ("a new CA is a rotation (mqtt-pki-lab build DIR --force)" if is_ca_file
+                   else "a new intermediate: mqtt-pki-lab build DIR --intermediate --force"
+                   if file.kind == "intermediate" else f"mqtt-pki-lab renew DIR {file.role.name}")
+            checks.append(Check(name, "warn", f"expires {_when(end, now)}: renew it soon ({how})"))
         else:
             checks.append(Check(name, "pass", f"until {end:%Y-%m-%d}"))
     return checks
@@ -570,6 +708,103 @@ def check_ca_profile(files: LabFiles) -> list[Check]:
     return checks
 
 
+# --- 7b. a chain of three: the intermediate CA ---------------------------------------------------------------
+
+def _chain_failure(name: str, message: str, file: L.LabFile, problem: str, fix: str, code: str,
+                   arrow: int | None = None) -> Check:
+    return Check(name, "fail", message, file_diagnosis(file, problem, fix, code, arrow=arrow))
+
+
+def _intermediate_missing(files: LabFiles) -> list[Check]:
+    """intermediate/intermediate.crt missing or unreadable in a lab that has an intermediate CA."""
+    file = L.INTERMEDIATE_CERT
+    fix = ("put it back (it is public: a copy follows the leaf in broker/server.crt), or make a new intermediate "
+           "and sign the leaves again: mqtt-pki-lab build DIR --intermediate --force (steps 13-15)")
+    if file in files.missing:
+        return [_chain_failure(f"{file.relpath} present", "missing", file,
+                               f"{file.relpath} is missing: the intermediate CA signs the leaves, and nothing can be "
+                               "signed or checked against it.", fix, "missing-file")]
+    problem = files.problems.get(file) or "encrypted or unusable"
+    return [_chain_failure(f"{file.relpath} readable", problem, file, f"{file.relpath} cannot be used: {problem}.",
+                           fix, "unreadable-file")]
+
+
+def _intermediate_profile(files: LabFiles, inter: x509.Certificate, root: x509.Certificate | None) -> list[Check]:
+    """The intermediate is a CA (strict profile), may sign leaves only, is signed by the root, whose
+    pathLenConstraint lets one CA stand below it."""
+    file, checks = L.INTERMEDIATE_CERT, []
+    redo = ("make the intermediate again and sign the leaves again: mqtt-pki-lab build DIR --intermediate --force "
+            "(the root signs it with the lab's CA profile, pathLenConstraint 0)")
+    problems = ca_profile_problems(inter)
+    limit = path_length(inter)
+    if root is not None and not files.issued_by(inter, root):
+        checks.append(_chain_failure(
+            f"{file.relpath} signed by ca/ca.crt", f"issued by '{display_name(inter.issuer)}'", file,
+            f"{file.relpath} is not signed by the lab's root ca/ca.crt ('{display_name(root.subject)}'): every leaf it "
+            "signed chains to no root the sides trust.", redo + ".", "foreign-issuer"))
+    root_limit = path_length(root) if root is not None else None
+    if root_limit is not None and root_limit < 1:
+        checks.append(_chain_failure(
+            "ca/ca.crt lets a CA stand below it", "pathLenConstraint 0", L.CA_CERT,
+            "ca/ca.crt says pathLenConstraint 0: no CA may stand below the root, so OpenSSL refuses every chain "
+            "through the intermediate ('path length constraint exceeded').",
+            "make the root again with pathLenConstraint 1: mqtt-pki-lab build DIR --intermediate --force.",
+            "ca-profile", arrow=2))
+    if problems:
+        checks.append(_chain_failure(
+            f"CA profile of {file.relpath}", "; ".join(problems), file,
+            f"{file.relpath} does not pass strict X.509 checks: {'; '.join(problems)}. Python 3.13 and OpenSSL "
+            "-x509_strict refuse every certificate it signed.", redo + ".", "ca-profile"))
+    elif limit != 0:
+        checks.append(Check(f"CA profile of {file.relpath}", "warn", f"pathLenConstraint {limit}: it may sign "
+                            "further CAs; the lab's intermediate says 0 (it signs leaves only)"))
+    if root is not None and inter.not_valid_after_utc > root.not_valid_after_utc:
+        checks.append(Check(f"{file.relpath} ends with the root", "warn",
+                            f"it ends {inter.not_valid_after_utc:%Y-%m-%d}, after ca/ca.crt "
+                            f"({root.not_valid_after_utc:%Y-%m-%d}): no certificate is valid longer than its issuer, "
+                            "so the last years are worth nothing"))
+    return checks
+
+
+def check_chain(files: LabFiles) -> list[Check]:
+    """A chain of three (the lab has an intermediate CA): the intermediate's certificate is there, signed by the
+    root, a CA with the strict profile and pathLenConstraint 0 (the root's 1), ending with the root; each leaf
+    file carries it after the leaf (the chain that side presents). In every lab: a ``ca.crt`` holds the root
+    alone, never an intermediate (its place is the chain)."""
+    checks: list[Check] = []
+    for copy in _ca_copies(files)[1:]:
+        if any(_is_lab_intermediate(files, c) for c in files.chains.get(copy, ())):
+            checks.append(Check(f"{copy.relpath} holds the root alone", "fail",
+                                "it also holds an intermediate CA's certificate", _intermediate_as_anchor(files, copy)))
+    if not files.roles.intermediate:
+        return checks
+    inter, root = files.intermediate, files.certs.get(L.CA_CERT)
+    if inter is None:
+        return checks + _intermediate_missing(files)
+    checks += _intermediate_profile(files, inter, root)
+    for role in files.sides:
+        leaf_file = role.file("crt")
+        leaf = files.certs.get(leaf_file)
+        if leaf is None or not files.issued_by(leaf, inter):
+            continue
+        chain = files.chains.get(leaf_file, ())
+        verifiers = [L.BROKER] if role.kind == "client" else list(files.clients)
+        # A missing chain that check_trust did not see: hidden by an intermediate in the verifiers' ca.crt.
+        if inter not in chain and all(build_path(leaf, chain, files.anchors(v.file("trust"))) for v in verifiers):
+            checks.append(Check(f"{leaf_file.relpath} presents the chain", "fail", "no intermediate after the leaf",
+                                _missing_chain(files, verifiers[0], role)))
+        elif leaf.not_valid_after_utc > inter.not_valid_after_utc:
+            checks.append(Check(f"{leaf_file.relpath} ends with its issuer", "warn", "it ends after the intermediate "
+                                "CA: no certificate is valid longer than its issuer"))
+    if not any(c.status != "pass" for c in checks):
+        offline = "; ca/ca.key kept offline" if L.CA_KEY in files.missing else ""
+        checks.append(Check("chain of three", "pass", f"{L.INTERMEDIATE_CERT.relpath} signed by the root, CA:TRUE "
+                            f"pathLen 0 (root pathLen {path_length(root) if root is not None else '?'}), valid until "
+                            f"{inter.not_valid_after_utc:%Y-%m-%d}; every leaf file carries it after the leaf"
+                            f"{offline}"))
+    return checks
+
+
 # --- 8. strong keys and signatures ------------------------------------------------------------------------
 
 def check_strength(files: LabFiles) -> list[Check]:
@@ -577,7 +812,7 @@ def check_strength(files: LabFiles) -> list[Check]:
     found: list[Check] = []
     seen: set[str] = set()
     # Each key is judged once, under the name of its private key file when it has one.
-    owners = [(L.CA_KEY, L.CA_CERT), *((r.file("key"), r.file("crt")) for r in files.sides),
+    owners = [*((r.file("key"), r.file("crt")) for r in (*files.roles.cas, *files.sides)),
               *((c, c) for c in _ca_copies(files)[1:])]
     for key_owner, cert in owners:
         source = key_owner if key_owner in files.keys else cert
@@ -597,7 +832,8 @@ def check_strength(files: LabFiles) -> list[Check]:
         found.append(Check(f"strength of {source.relpath}", "fail", weakness, file_diagnosis(
             source, f"{source.relpath} is too weak: {weakness}.", redo + ".", "weak-key",
             arrow=1 if ca_key else arrow_of(role.file("key")))))
-    for file in (*_distinct_ca_certs(files), *(r.file("crt") for r in files.sides)):
+    cas = [L.INTERMEDIATE_CERT] if files.roles.intermediate else []
+    for file in (*_distinct_ca_certs(files), *cas, *(r.file("crt") for r in files.sides)):
         digest = digest_name(files.certs.get(file))
         if digest is not None and digest in WEAK_HASHES:
             name = digest.upper().replace("SHA", "SHA-")
@@ -638,6 +874,8 @@ def check_secrets(files: LabFiles) -> list[Check]:
     except OSError:
         ca_key_bytes = None
     ca_fp = files.fingerprint(L.CA_KEY) or files.fingerprint(L.CA_CERT)
+    inter_fp = (files.fingerprint(L.INTERMEDIATE_KEY) or files.fingerprint(L.INTERMEDIATE_CERT)
+                if files.roles.intermediate else None)
     for role in files.sides:
         own = role.file("key").path(root)
         for path in _private_key_files(root / role.folder):
@@ -652,6 +890,9 @@ def check_secrets(files: LabFiles) -> list[Check]:
             if leaked:
                 checks.append(Check("ca.key stays in ca/", "fail", f"{rel} is a copy of the CA's private key",
                                     _leak(rel, role)))
+            elif inter_fp is not None and (path.name == L.INTERMEDIATE_KEY.name or _key_matches(data, inter_fp)):
+                checks.append(Check("intermediate.key stays in intermediate/", "fail", f"{rel} is a copy of the "
+                                    "intermediate CA's private key", _leak(rel, role, L.INTERMEDIATE)))
             else:
                 checks.append(Check(f"{rel}", "warn", f"an extra private key in {role.folder}/: a role needs only "
                                                       f"its own {role.file('key').name}"))
@@ -664,19 +905,24 @@ def check_secrets(files: LabFiles) -> list[Check]:
         if ca_fp is not None and fp == ca_fp:
             checks.append(Check(f"{key.relpath} is the {_who(role)}'s own", "fail", "it is the CA's key",
                                 _leak(key.relpath, role)))
+        elif inter_fp is not None and fp == inter_fp:
+            checks.append(Check(f"{key.relpath} is the {_who(role)}'s own", "fail", "it is the intermediate CA's key",
+                                _leak(key.relpath, role, L.INTERMEDIATE)))
         elif fp in by_key:
             checks.append(Check("each key has one role", "fail",
                                 f"{by_key[fp].file('key').relpath} and {key.relpath} are the same key",
                                 _shared_key(files, by_key[fp], role)))
         else:
             by_key[fp] = role
-    for file in (L.CA_KEY, *(r.file("key") for r in files.sides)):
+    for file in (*(r.file("key") for r in files.roles.cas), *(r.file("key") for r in files.sides)):
         path = file.path(root)
         if file not in files.missing and file not in files.problems and mode_of(path) & 0o077:
             checks.append(Check(f"{file.relpath} private", "warn", f"mode {mode_of(path):04o}: readable by "
                                                                  f"group or others; run chmod 600 {file.relpath}"))
     if not any(c.status != "pass" for c in checks):
-        checks.append(Check("secrets stay home", "pass", "ca.key only in ca/, each key held by one role, keys 0600"))
+        offline = files.roles.intermediate and L.CA_KEY in files.missing  # the intermediate signs day to day
+        where = "ca.key kept offline (in no folder of the lab)" if offline else "ca.key only in ca/"
+        checks.append(Check("secrets stay home", "pass", f"{where}, each key held by one role, keys 0600"))
     return checks
 
 
@@ -705,7 +951,14 @@ def _shared_key(files: LabFiles, first: Role, second: Role) -> Diagnosis:
         f"{arrow_of(copy.file('csr'))}) and have it signed (arrow {arrow_of(copy.file('crt'))}).", "secret-shared")
 
 
-def _leak(rel: str, role: Role) -> Diagnosis:
+def _leak(rel: str, role: Role, ca: Role = L.CA) -> Diagnosis:
+    if ca == L.INTERMEDIATE:
+        return file_diagnosis(
+            rel, f"{rel} is the intermediate CA's private key (intermediate.key) in {role.label}'s folder: whoever "
+                 "can read that folder can sign certificates for any broker or client.",
+            f"delete {rel}: intermediate.key never leaves intermediate/. Treat the intermediate as compromised: make "
+            "a new one and sign everything again (mqtt-pki-lab build DIR --intermediate --force).", "secret-leak",
+            arrow=L.arrow_of(L.INTERMEDIATE_KEY))
     return file_diagnosis(
         rel, f"{rel} is the CA's private key (ca.key) in {role.label}'s folder: whoever can read that folder "
              "can sign certificates for any broker or client.",
@@ -713,12 +966,201 @@ def _leak(rel: str, role: Role) -> Diagnosis:
         "everything again (arrows 1-9).", "secret-leak", arrow=1)
 
 
+# --- 10. keys held by their devices -----------------------------------------------------------------------
+
+def check_device_keys(files: LabFiles) -> list[Check]:
+    """A role whose key was born on its device (``mqtt-pki-lab sign``): its certificate carries its CSR's key,
+    and no key of it is in the lab. The handshake needs the device's files: ``verify LAB --device DIR``."""
+    checks = []
+    for role in (r for r in files.sides if r in files.on_device):
+        key, csr, cert = role.file("key"), role.file("csr"), role.file("crt")
+        name = f"{_who(role)}: {key.name} held by the device"
+        if key not in files.missing:
+            checks.append(Check(name, "fail", f"{key.relpath} is in the lab folder", file_diagnosis(
+                key, f"{key.relpath} is in the CA's folder, but {role.label}'s key was generated on its device "
+                     f"({L.DEVICE_KEY_NOTE}): the device's secret has been copied here.",
+                f"delete {key.relpath}; treat the key as exposed: the device makes a new key and CSR (mqtt-pki-lab "
+                "request) and the CA signs it (mqtt-pki-lab sign).", "secret-leak")))
+            continue
+        same = files.same_key(csr, cert)
+        if same is None:
+            continue  # a missing or unreadable certificate or CSR is reported by check_files
+        if not same:
+            checks.append(Check(name, "fail", f"{cert.name} does not carry {csr.name}'s key", file_diagnosis(
+                cert, f"{cert.relpath} carries another public key than {csr.relpath}, the device's request: the "
+                      "device's key does not match it.",
+                f"remove {role.folder}/, sign the device's CSR again (mqtt-pki-lab sign) and install the new "
+                "certificate on the device (mqtt-pki-lab install).", "key-mismatch")))
+            continue
+        checks.append(Check(name, "pass", f"{cert.name} carries {csr.name}'s key ({(files.fingerprint(csr) or '')[:23]}"
+                                          f"…); {key.name} is on the device, so the handshake needs its files: "
+                                          "verify LAB --device DEVICE_DIR"))
+    return checks
+
+
+# --- 11. the revocation list (day two: step 11) ----------------------------------------------------------
+
+#: A revocation list this close to its nextUpdate gets a warning: the lab's choice, a week to sign it again
+#: (``mqtt-pki-lab crl DIR --refresh``) before OpenSSL refuses every client.
+CRL_WARNING = dt.timedelta(days=7)
+
+
+def _crl_failure(rel: str, name: str, message: str, problem: str, code: str) -> Check:
+    """A failed check of a revocation list: step 11, the file named, signing it again as the fix."""
+    return Check(name, "fail", message, Diagnosis(
+        L.REVOKE_STEP.number, rel, problem, "move it away if it is not the lab's, then sign the list again: "
+        "mqtt-pki-lab crl DIR --refresh (it writes ca/crl.pem and broker/crl.pem).", code))
+
+
+def _crl_lists(files: LabFiles, issuer: Role) -> tuple[dict[Role, x509.CertificateRevocationList], list[Check]]:
+    """The lab's revocation lists that can be used (the issuer's record, the broker's copy), and a failed
+    check for each one that cannot: a link, damaged, not a CRL, or not signed by the lab's CA."""
+    ca = files.certs.get(issuer.file("crt")) or files.certs.get(L.BROKER_CA)
+    lists: dict[Role, x509.CertificateRevocationList] = {}
+    checks = []
+    for role in (issuer, L.BROKER):
+        path, rel = crl_path(files.root, role), f"{role.folder}/{L.CRL_NAME}"
+        if path.is_symlink():
+            checks.append(_crl_failure(rel, f"{rel} readable", "is a symbolic link",
+                                       f"{rel} is a symbolic link; the lab's files are never links.", "crl-unreadable"))
+            continue
+        if not path.exists():
+            continue
+        try:
+            crl = load_crl(path)
+        except LabError as exc:
+            checks.append(_crl_failure(rel, f"{rel} readable", exc.problem, f"{rel} cannot be used: {exc.problem}; a "
+                                       "broker given it refuses every client, or does not start.", "crl-unreadable"))
+            continue
+        problem = crl_problem(crl, ca) if ca is not None else None
+        if problem:
+            checks.append(_crl_failure(rel, f"{rel} signed by the lab's CA", problem, f"{rel}: {problem}.",
+                                       "crl-foreign"))
+            continue
+        lists[role] = crl
+    return lists, checks
+
+
+def check_revocation(files: LabFiles) -> list[Check]:
+    """The revocation list (step 11), when the lab has one: readable and signed by the lab's CA, the broker
+    holds a current copy, and which clients it revokes. A revoked client is intended, so it passes: its
+    handshake must be refused. A stale list fails before any broker starts: OpenSSL then refuses everybody."""
+    issuer = issuer_role(files.root)
+    lists, checks = _crl_lists(files, issuer)
+    record, copy = lists.get(issuer), lists.get(L.BROKER)
+    rel = f"{L.BROKER.folder}/{L.CRL_NAME}"
+    if record is not None and not crl_path(files.root, L.BROKER).exists():
+        checks.append(_crl_failure(rel, f"{rel} present", "missing: the broker checks no revocation list",
+                                   f"{issuer.folder}/{L.CRL_NAME} revokes certificates, but the broker has no copy "
+                                   f"({rel}): the revoked clients still get in.", "crl-missing"))
+    if record is not None and copy is not None and (crl_number(copy) or 0) < (crl_number(record) or 0):
+        checks.append(Check(f"{rel} up to date", "warn", f"CRL number {crl_number(copy)}, older than "
+                            f"{issuer.folder}/{L.CRL_NAME} (number {crl_number(record)}): the broker does not know the "
+                            "latest revocations; copy it again: mqtt-pki-lab crl DIR --refresh"))
+    if copy is None:
+        return checks
+    next_update, this_update = copy.next_update_utc, copy.last_update_utc
+    index = index_entries(copy)
+    if next_update is not None and next_update <= files.now:
+        checks.append(Check(f"{rel} current", "fail", f"its nextUpdate passed on {_when(next_update, files.now)}: "
+                            "everyone will be refused (mosquitto and OpenSSL refuse every client once the list is "
+                            "stale)", revocation_diagnosis("crl-expired")))
+    elif this_update > files.now:
+        checks.append(Check(f"{rel} current", "fail", f"its thisUpdate is {_when(this_update, files.now)}: everyone "
+                            "will be refused until then", revocation_diagnosis("crl-not-yet-valid")))
+    elif next_update is not None and next_update - files.now <= CRL_WARNING:
+        checks.append(Check(f"{rel} current", "warn", f"its nextUpdate is {_when(next_update, files.now)}: sign it "
+                            "again before then (mqtt-pki-lab crl DIR --refresh), or every client will be refused"))
+    else:
+        until = _when(next_update, files.now) if next_update is not None else "never (no nextUpdate)"
+        checks.append(Check(f"{rel} current", "pass", f"CRL number {crl_number(copy)}, signed by the lab's CA, next "
+                                                       f"update {until}, {len(index)} revoked"))
+    for client in files.clients:
+        cert = files.certs.get(client.file("crt"))
+        entry = revoked_entry(copy, cert, index) if cert is not None else None
+        if entry is not None:
+            checks.append(Check(f"{_who(client)} revoked", "pass", f"on {rel} since {entry.date:%Y-%m-%d %H:%M} UTC "
+                                f"(reason {entry.reason}): the broker must refuse it"))
+    return checks
+
+
 # --- all of them ------------------------------------------------------------------------------------------
+
+# --- 13. a CA rotation under way (day two: steps 16-18) -----------------------------------------------------
+
+def _root_of(files: LabFiles, cert: x509.Certificate | None) -> str:
+    """``new``, ``old``, ``other`` or ``missing``: which root of a rotation signed ``cert``."""
+    if cert is None:
+        return "missing"
+    if files.next_root is not None and files.issued_by(cert, files.next_root):
+        return "new"
+    old = files.certs.get(L.CA_CERT)
+    return "old" if old is not None and files.issued_by(cert, old) else "other"
+
+
+def check_rotation(files: LabFiles) -> list[Check]:
+    """During a CA rotation (``ca-next/`` exists): per side, which root signed its certificate and which roots
+    its ``ca.crt`` holds. A side still depending on the old root is a warning (it works during the overlap, and
+    ``rotate DIR finish`` is refused until it is re-issued); a side that would refuse the other side's new-root
+    certificate fails in :func:`check_trust` ("still trusts only the old root")."""
+    new = files.next_root
+    if new is None:
+        return []
+    from .crl import revoked_clients
+
+    old, revoked = files.certs.get(L.CA_CERT), set(revoked_clients(files.root))
+    checks = []
+    moved = 0
+    for role in files.sides:
+        mine = _root_of(files, files.certs.get(role.file("crt")))
+        moved += mine == "new"
+        trusts = ["new" if a == new else "old" if a == old else "other" for a in files.anchors(role.file("trust"))]
+        why = [f"its certificate is signed by the {mine} root"] if mine != "new" else []
+        why += ["it still trusts only the old root"] if "new" not in trusts else []
+        if why and role not in revoked:
+            checks.append(Check(f"{_who(role)} depends on the old root", "warn",
+                                f"{'; '.join(why)} (ca.crt: {' + '.join(trusts) or 'nothing'}): re-issue it before "
+                                f"the old root is retired: mqtt-pki-lab rotate DIR reissue {role.name}"))
+    waiting = len(checks)
+    checks.insert(0, Check("CA rotation under way", "pass",
+                           f"new root '{display_name(new.subject)}' in {L.NEXT_CA_FOLDER}/; {moved} of "
+                           f"{len(files.sides)} certificates signed by it; {waiting} side{'s' * (waiting != 1)} "
+                           f"still depend{'s' * (waiting == 1)} on the old root"))
+    return checks
+
+
+def check_device_rotation(files: LabFiles, devices: dict[Role, L.Side]) -> list[Check]:
+    """The devices whose own files were given (``verify --device``) during a CA rotation: a device whose
+    ``ca.crt`` lacks the new root refuses a broker re-issued under it ("still trusts only the old root")."""
+    new = files.next_root
+    if new is None:
+        return []
+    checks = []
+    broker_new = _root_of(files, files.certs.get(L.SERVER_CERT)) == "new"
+    for role, side in devices.items():
+        try:
+            anchors = load_certificates(side.ca)
+        except LabError:
+            continue
+        if role.kind != "client" or new in anchors:
+            continue
+        name = f"{_who(role)}'s device depends on the old root"
+        if broker_new:
+            checks.append(Check(name, "fail", f"{side.ca} still trusts only the old root, and the broker presents "
+                                              "a certificate of the new one",
+                                _old_trust_only(role.file("trust"), role, L.SERVER_CERT, new)))
+        else:
+            checks.append(Check(name, "warn", f"{side.ca} still trusts only the old root: install the bundle "
+                                              f"({role.folder}/ca.crt) before the broker is re-issued"))
+    return checks
+
 
 CheckFunction = Callable[..., list[Check]]
 #: The checks, in the order a handshake would trip over their problems.
 CHECKS: tuple[CheckFunction, ...] = (check_files, check_key_pairs, check_trust, check_copies, check_validity,
-                                     check_roles, check_name, check_ca_profile, check_strength, check_secrets)
+                                     check_roles, check_name, check_ca_profile, check_chain, check_strength,
+                                     check_secrets, check_device_keys, check_revocation,
+                                     check_rotation)
 
 
 def run_checks(files: LabFiles, hostname: str = "localhost") -> list[Check]:

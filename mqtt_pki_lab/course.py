@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import diagram as L
 from .coursework import workdir
 from .diagram import DIAGRAM, FIRST_CLIENT, Role, bind
 from .errors import InputError
@@ -25,9 +26,7 @@ from .twins import openssl_twin
 __all__ = ["NOTEBOOKS", "AlreadyDone", "Twin", "catch_up", "check", "course_lab", "diagram", "setup", "step",
            "trust", "twin", "workdir"]
 
-#: The course, in order: (file name, title). Numbers 09-11 are kept free for the lessons still to come
-#: ("who may do what": ACLs, keys born on the device, exports; "day two": renewal, revocation, rotation,
-#: an intermediate CA), so the numbering of the notebooks around them never changes.
+#: The course, in order: (file name, title).
 NOTEBOOKS: tuple[tuple[str, str], ...] = (
     ("00_start_here.ipynb", "Start here: the picture and the plan"),
     ("01_foundations.ipynb", "Foundations: key pairs, signatures, certificates, trust"),
@@ -38,6 +37,9 @@ NOTEBOOKS: tuple[tuple[str, str], ...] = (
     ("06_real_mqtt.ipynb", "Real MQTT over mutual TLS"),
     ("07_break_it.ipynb", "Break it: diagnose what a user sees"),
     ("08_a_fleet.ipynb", "A fleet: many clients, and devices without a clock"),
+    ("09_who_may_do_what.ipynb", "Who may do what: ACLs, keys born on the device, exports"),
+    ("10_day_two.ipynb", "Day two: revoke, keep the list fresh, renew, rotate the root"),
+    ("11_a_longer_chain.ipynb", "A longer chain: an intermediate CA, the root key offline"),
     ("12_your_own_devices.ipynb", "Your own devices"),
 )
 
@@ -51,7 +53,18 @@ def setup(before: str | int | None = None, options: BuildOptions | None = None) 
     lab = course_lab(options)
     if before is not None:
         catch_up(lab, before, quiet=True)
+    _catch_up_policy(lab)
     return lab
+
+
+def _catch_up_policy(lab: Lab) -> None:
+    """A lab made before the lab wrote ``broker/acl`` gets the default policy once, said in one line."""
+    from .acl import policy_path, reset_policy
+
+    if L.SERVER_CERT.path(lab.root).exists() and not policy_path(lab).exists():
+        reset_policy(lab)
+        print(f"made {policy_path(lab).relative_to(lab.root)}: the default policy (each client its own "
+              "devices/NAME/#; everyone may read shared/#)")
 
 
 def diagram(lab: Lab | str | Path, result: object = None) -> object:

@@ -23,7 +23,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import diagram as L
-from .diagram import ARROW_TITLES, BROKER, FIRST_CLIENT, HANDSHAKE_ARROW, Role, arrow_of
+from .diagram import (
+    ARROW_TITLES,
+    BROKER,
+    CRL_NAME,
+    FIRST_CLIENT,
+    HANDSHAKE_ARROW,
+    REVOKE_STEP,
+    Role,
+    arrow_of,
+    step_label,
+    step_title,
+)
 
 SIDES = ("broker", "client")
 Side = str | Role
@@ -48,10 +59,10 @@ class Diagnosis:
     @property
     def arrow_title(self) -> str | None:
         """The title of the arrow at fault, e.g. ``CA: sign client.csr into client.crt``."""
-        return ARROW_TITLES.get(self.arrow) if self.arrow is not None else None
+        return (ARROW_TITLES.get(self.arrow) or step_title(self.arrow)) if self.arrow is not None else None
 
     def __str__(self) -> str:
-        where = [f"arrow {self.arrow} ({self.arrow_title})"] if self.arrow is not None else []
+        where = [f"{step_label(self.arrow)} ({self.arrow_title})"] if self.arrow is not None else []
         where += [self.file] if self.file else []
         head = ", ".join(where)
         return f"{head}: {self.problem} Fix: {self.fix}" if head else f"{self.problem} Fix: {self.fix}"
@@ -59,7 +70,7 @@ class Diagnosis:
     def _repr_html_(self) -> str:
         from html import escape
 
-        where = [f"arrow {self.arrow} ({escape(self.arrow_title or '')})"] if self.arrow is not None else []
+        where = [f"{step_label(self.arrow)} ({escape(self.arrow_title or '')})"] if self.arrow is not None else []
         where += [f"<code>{escape(self.file)}</code>"] if self.file else []
         fix = f"<br><i>Fix:</i> {escape(self.fix)}"
         return f"<div><b>{', '.join(where)}</b> {escape(self.problem)}{fix}</div>"
@@ -115,6 +126,11 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("weak-signature", ("md too weak", "digest algorithm too weak")),
     ("weak-key", ("key too small", "key too weak")),
     ("not-pem", ("pem lib", "no start line", "not enough data", "wrong tag", "header too long")),
+    # Revocation (step 11) before "has expired" and "certificate verify failed", which these also contain.
+    ("revoked", ("certificate revoked",)),
+    ("crl-expired", ("crl has expired",)),
+    ("crl-not-yet-valid", ("crl is not yet valid",)),
+    ("crl-foreign", ("unable to get certificate crl", "crl signature failure", "unable to decrypt crl")),
     ("no-client-cert", ("peer did not return a certificate", "certificate required")),
     ("wrong-purpose", ("unsuitable certificate purpose", "unsupported certificate purpose",
                        "alert unsupported certificate")),
@@ -150,7 +166,7 @@ def _is_load_failure(reason: str) -> bool:
 
 
 def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str | None = None,
-                         client: Role = FIRST_CLIENT) -> Diagnosis:
+                         client: Role = FIRST_CLIENT, chain: bool = False) -> Diagnosis:
     """Explain a failed TLS connection between the broker's files and the client's files.
 
     ``reason`` is OpenSSL's text (``"tlsv1 alert unknown ca"``, ``"certificate verify failed: certificate
@@ -158,14 +174,17 @@ def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str |
     unknown. The refusing side checked the *other* side's certificate against its *own* ``ca.crt``; for
     errors loading files (``key values mismatch``, ``ee key too small``), the refusing side's own files
     are at fault. ``hostname`` is the name the client connected to, when known; ``client`` is the client
-    whose files were used (default: the diagram's first client, ``client/``).
+    whose files were used (default: the diagram's first client, ``client/``). ``chain``: the lab has an
+    intermediate CA, so "unable to get local issuer certificate" means the other side sent its certificate
+    without the intermediate after it (:func:`missing_chain_diagnosis`).
     """
     reason = reason or ""
     code = classify(reason)
     side_name = refused_by if refused_by in SIDES else None
     if side_name is None:
         # Only one side can produce some failures; otherwise stay general.
-        side_name = {"no-client-cert": "broker", "name-mismatch": "client"}.get(code)
+        side_name = {"no-client-cert": "broker", "name-mismatch": "client"}.get(code) or (
+            "broker" if code in _CRL_CODES else None)
     if side_name is None:
         return _general(code, reason)
     side_role, peer_role = role_of(side_name, client), role_of(other(side_name), client)
@@ -176,6 +195,10 @@ def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str |
     peer_arrow = arrow_of(cert_file(peer_role))
     name = f"{hostname!r}" if hostname else "the name the client connects to"
 
+    if code in _CRL_CODES:
+        return revocation_diagnosis(code, peer_role if side_name == "broker" else side_role)
+    if code == "untrusted-issuer" and chain and "local issuer" in reason.lower():
+        return missing_chain_diagnosis(peer_role, side_role)
     if code == "untrusted-issuer":
         return file_diagnosis(
             trust_file(side_role),
@@ -251,6 +274,57 @@ def diagnose_tls_failure(reason: str, refused_by: str | None, *, hostname: str |
             f"run `mqtt-pki-lab verify` on the lab folder: its checks name the exact problem with {peer_cert}.",
             code)
     return _general(code, reason, side_l)
+
+
+def missing_chain_diagnosis(presenter: Role, verifier: Role) -> Diagnosis:
+    """In a lab with an intermediate CA, OpenSSL's "unable to get local issuer certificate": ``presenter``'s
+    certificate file does not carry the intermediate CA's certificate after the leaf (or holds a certificate of
+    another CA), so ``verifier``, which must trust the root alone (arrow 9), cannot link it to the root. Worded to
+    hold whether or not a handshake ran and failed: a verifier given the intermediate as an anchor (a partial-chain
+    one) may still accept the leaf alone."""
+    cert = cert_file(presenter)
+    return file_diagnosis(
+        cert, f"{cert.relpath} holds {presenter.label}'s certificate without the intermediate CA's after it, so "
+              f"{verifier.label}, which must trust the root alone ({trust_file(verifier).relpath} = ca/ca.crt, "
+              "arrow 9), cannot link it to the root ('unable to get local issuer certificate'): the file must carry "
+              "the intermediate CA's certificate after the leaf (the chain a side presents).",
+        f"put intermediate/intermediate.crt after the certificate: cat intermediate/intermediate.crt >> "
+        f"{cert.relpath} (arrow {arrow_of(cert)} writes both; or sign it again: mqtt-pki-lab renew DIR "
+        f"{presenter.name}).", "missing-chain")
+
+
+#: The failures of step 11: a revoked client, or a revocation list the broker cannot use. Only a broker checks
+#: a CRL (MQTT clients check none), so the broker is the side that refuses.
+_CRL_CODES = ("revoked", "crl-expired", "crl-not-yet-valid", "crl-foreign")
+
+
+def revocation_diagnosis(code: str, client: Role = FIRST_CLIENT) -> Diagnosis:
+    """A refusal caused by the broker's revocation list (``broker/crl.pem``, step 11): ``code`` is one of
+    ``revoked`` (``client`` is on it), ``crl-expired``, ``crl-not-yet-valid``, ``crl-foreign``."""
+    crl = f"{BROKER.folder}/{CRL_NAME}"
+    refresh = "sign it again: mqtt-pki-lab crl DIR --refresh (it writes ca/crl.pem and broker/crl.pem), then " \
+              "restart the broker or send mosquitto SIGHUP."
+    if code == "revoked":
+        cert = cert_file(client)
+        return Diagnosis(REVOKE_STEP.number, cert.relpath,
+                         f"the certificate of {client.label} ({cert.relpath}) is on the CA's revocation list ({crl}): "
+                         "the CA no longer stands behind it, so the broker refuses it.",
+                         "nothing, if it was revoked on purpose (a stolen or retired device). Revocation is final: a "
+                         "device that should connect again needs a new key and certificate under a new name "
+                         "(mqtt-pki-lab add-client DIR NEW-NAME).", code)
+    if code == "crl-expired":
+        return Diagnosis(REVOKE_STEP.number, crl,
+                         f"the broker's revocation list ({crl}) is past its nextUpdate: OpenSSL then refuses EVERY "
+                         "client, revoked or not.", refresh, code)
+    if code == "crl-not-yet-valid":
+        return Diagnosis(REVOKE_STEP.number, crl,
+                         f"the broker's revocation list ({crl}) is dated in the future (its thisUpdate): the "
+                         "broker's clock is behind the CA's, and OpenSSL refuses every client.",
+                         "set the broker's clock right, or " + refresh, code)
+    return Diagnosis(REVOKE_STEP.number, crl,
+                     f"the broker's revocation list ({crl}) is not signed by the CA that issued the client "
+                     "certificates (broker/ca.crt), so the broker cannot check revocation and refuses every client.",
+                     "move it away and " + refresh, code)
 
 
 def _own_files(code: str, role: Role, reason: str) -> Diagnosis:

@@ -14,11 +14,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from .certificates import eku_text
+from .certificates import eku_text, is_ca
 from .errors import InputError
 from .files import mode_of, read_bytes
 from .keys import is_encrypted_key_pem, is_private_key_pem, key_kind, load_private_key, public_key_fingerprint
-from .pem import describe_pem_kind, load_certificate, load_csr, pem_label
+from .pem import describe_pem_kind, load_certificates, load_csr, pem_label
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ def _validity(cert: x509.Certificate, now: dt.datetime) -> str:
 
 
 def explain_certificate(path: Path) -> Explanation:
-    """Explain a certificate: who, by whom, for what, until when."""
-    cert = load_certificate(path)
+    """Explain a certificate: who, by whom, for what, until when; and what follows it in the file (the
+    intermediate CA after a leaf in a chain of three: the chain that side presents)."""
+    cert, *chain = load_certificates(path)
     now = dt.datetime.now(dt.timezone.utc)
     self_signed = cert.subject == cert.issuer
     rows = [
@@ -127,7 +128,14 @@ def explain_certificate(path: Path) -> Explanation:
         ("SHA-256 fingerprint", _hex(cert.fingerprint(hashes.SHA256())), "identifies this exact certificate"),
     ]
     rows += [explain_extension(ext) for ext in cert.extensions]
-    kind = "a CA certificate" if self_signed else "a certificate"
+    if chain:
+        shown = "; ".join(f"{c.subject.rfc4514_string()} (issued by {c.issuer.rfc4514_string()})" for c in chain)
+        rows.append((f"followed by {len(chain)}", shown,
+                     "the chain this side presents: its certificate first, then the CA that signed it (RFC 8446 "
+                     "§4.4.2); the peer links it to the root in its ca.crt"))
+    kind = "a CA certificate" if self_signed or is_ca(cert) else "a certificate"
+    if chain:
+        kind += f" followed by {len(chain)} more"
     return Explanation(Path(path), kind, tuple(rows))
 
 
@@ -168,16 +176,51 @@ def explain_key(path: Path, passphrase: bytes | str | None = None) -> Explanatio
     return Explanation(Path(path), "a private key (SECRET: described, never printed)", rows)
 
 
+def _deadline(next_update: dt.datetime) -> str:
+    """``PASSED`` (as a certificate's ``EXPIRED``) or ``current, N days left``."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return "PASSED" if next_update <= now else f"current, {(next_update - now).days} days left"
+
+
+def explain_crl(path: str | Path) -> Explanation:
+    """Explain a certificate revocation list (``ca/crl.pem``, ``broker/crl.pem``: day-two step 11)."""
+    from .certificates import extension_value
+    from .crl import crl_number, load_crl, reason_of
+
+    path = Path(path)
+    crl = load_crl(path)
+    aki = extension_value(crl, x509.AuthorityKeyIdentifier)
+    entries = list(crl)
+    shown = ", ".join(f"{e.serial_number:#x} ({reason_of(e)}, {e.revocation_date_utc:%Y-%m-%d})" for e in entries[:3])
+    more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
+    next_update = crl.next_update_utc
+    rows = [
+        ("issuer", crl.issuer.rfc4514_string(), "the CA that signed the list: it revokes only what it signed"),
+        ("this update", f"{crl.last_update_utc:%Y-%m-%d %H:%M} UTC",
+         "when it was signed (the lab writes 5 minutes earlier, so a clock a little behind accepts it)"),
+        ("next update", f"{next_update:%Y-%m-%d %H:%M} UTC ({_deadline(next_update)})" if next_update else "none",
+         "a newer list exists by then; after it OpenSSL (mosquitto) refuses EVERY client: sign it again in time"),
+        ("CRL number", str(crl_number(crl)), "grows with every signing (RFC 5280 §5.2.3): the newest list wins"),
+        ("authority key id", _hex(aki.key_identifier) if aki is not None and aki.key_identifier else "none",
+         "the CA key that signed it: its subjectKeyIdentifier (RFC 5280 §5.2.1)"),
+        ("revoked", f"{len(entries)}: {shown}{more}" if entries else "0",
+         "serial numbers the CA no longer stands behind, with the reason code (RFC 5280 §5.3.1)"),
+    ]
+    return Explanation(path, "certificate revocation list (CRL)", tuple(rows))
+
+
 def explain_file(path: str | Path, passphrase: bytes | str | None = None) -> Explanation:
-    """Explain any file of the lab: certificate, CSR or private key."""
+    """Explain any file of the lab: certificate, CSR, private key or revocation list."""
     path = Path(path)
     data = read_bytes(path)
     label = pem_label(data)
     if label == b"CERTIFICATE":
         return explain_certificate(path)
+    if label == b"X509 CRL":
+        return explain_crl(path)
     if label in (b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"):
         return explain_csr(path)
     if is_private_key_pem(data):
         return explain_key(path, passphrase)
     raise InputError(path, f"cannot explain this: it is {describe_pem_kind(data)}; "
-                           "expected a certificate, a CSR or a private key")
+                           "expected a certificate, a CSR, a private key or a revocation list")

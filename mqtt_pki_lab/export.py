@@ -18,7 +18,9 @@ import shlex
 from pathlib import Path
 
 from . import diagram as L
+from .acl import policy_file_for
 from .certificates import common_name, host_names
+from .crl import checked_broker_crl
 from .errors import InputError
 from .mosquitto import check_bind, check_port
 from .mqtt_client import check_side_files
@@ -27,7 +29,9 @@ from .pem import load_certificate
 from .steps import Lab
 
 DEFAULT_PORT = 8883
-DEFAULT_TOPIC = "lab/hello"
+#: The last level of the round trip's default topic: ``devices/<the client's username>/hello``, a topic the lab's
+#: default policy (``broker/acl``: ``pattern readwrite devices/%u/#``) lets that client read and write.
+DEFAULT_TOPIC_LEVEL = "hello"
 DEFAULT_MESSAGE = "hello over mutual TLS"
 #: What ``export client --only`` may print: both, the paho-mqtt program, or the shell lines.
 PARTS = ("all", "python", "shell")
@@ -37,20 +41,21 @@ def _absolute(side: L.Side) -> L.Side:
     return L.Side(side.ca.resolve(), side.cert.resolve(), side.key.resolve())
 
 
-def client_role(root: str | Path, client: str | None = None) -> L.Role:
+def client_role(root: str | Path, client: str | None = None, where: str = "--client") -> L.Role:
     """The client of the lab ``root`` called ``client``: None is the first client (``client/``).
 
     A name is looked up as a folder name (``clients/NAME/``) and as an MQTT username (the Common Name
-    in a client's certificate, so the first client answers to its own name too).
+    in a client's certificate, so the first client answers to its own name too). ``where`` is the
+    option or argument that gave the name, for the error message.
     """
     if client is None:
         return L.FIRST_CLIENT
-    check_client_name(client, "--client")
+    check_client_name(client, where)
     lab = Lab(root)
     found = lab.roles.client(client) or lab.client_names().get(client)
     if found is None:
         known = ", ".join(sorted(lab.client_names())) or "none"
-        raise InputError("--client", f"the lab {str(root)!r} has no client {client!r} (its clients: {known})")
+        raise InputError(where, f"the lab {str(root)!r} has no client {client!r} (its clients: {known})")
     return found
 
 
@@ -85,7 +90,9 @@ def mosquitto_conf_text(root: str | Path, port: int = DEFAULT_PORT, bind: str | 
     side = _absolute(L.BROKER.side(root))
     check_side_files(side, L.BROKER)
     refuse_encrypted_key(side.key)
-    body = mosquitto_conf(side, port, bind=bind, user=None)  # checks every path before any is written
+    crl = checked_broker_crl(side)  # a damaged list, or another CA's, is named: mosquitto would refuse everybody
+    acl = policy_file_for(side)  # broker/acl, checked: a line mosquitto would refuse is named now
+    body = mosquitto_conf(side, port, bind=bind, user=None, crl=crl, acl=acl)  # checks every path first
     owner = key_owner(side.key)
     which = f" --client {shlex.quote(client)}" if client is not None and role != L.FIRST_CLIENT else ""
     lab = side.ca.parent.parent  # the lab folder, resolved: its path passed the whitespace check above
@@ -110,9 +117,51 @@ def mosquitto_conf_text(root: str | Path, port: int = DEFAULT_PORT, bind: str | 
     else:
         user = owner
         head += [f"# server.key belongs to {owner!r}: this file says `user {owner}`."]
+    head += crl_comment(crl, lab)
+    head += acl_comment(acl, lab)
     if user is not None:
-        body = mosquitto_conf(side, port, bind=bind, user=user)
+        body = mosquitto_conf(side, port, bind=bind, user=user, crl=crl, acl=acl)
     return "\n".join(head) + "\n\n" + body
+
+
+def acl_comment(acl: Path | None, lab: Path) -> list[str]:
+    """The comment lines about ``acl_file``: which policy mosquitto enforces, or how to make one when the lab
+    (made by an older version) has none. This export never writes into the lab."""
+    if acl is None:
+        return ["#",
+                f"# No {L.BROKER.folder}/{L.ACL_FILE} in this lab (made by an older version), so no acl_file line: "
+                "every client",
+                "# may read and write every topic. Make the default policy (each client: devices/<its name>/#,",
+                f"# and read shared/#) with: mqtt-pki-lab acl {shlex.quote(str(lab))} --reset, then export this "
+                "file again."]
+    return ["#",
+            f"# acl_file: {L.BROKER.folder}/{L.ACL_FILE}, who may read and write which topics (mosquitto's acl_file "
+            "format).",
+            f"# Show or change it: mqtt-pki-lab acl {shlex.quote(str(lab))}. mosquitto reads it at start and on "
+            "SIGHUP;",
+            "# it warns that shared/# contains no %u or %c: expected, that rule is for every client."]
+
+
+def crl_comment(crl: Path | None, lab: Path) -> list[str]:
+    """The comment lines a ``mosquitto.conf`` with ``crlfile`` gets: what the list is, when mosquitto reads it,
+    and its deadline (a warning when it has passed already). None: no lines."""
+    if crl is None:
+        return []
+    import datetime as dt
+
+    from .crl import load_crl
+
+    deadline = load_crl(crl).next_update_utc
+    lines = ["#",
+             "# crlfile: broker/crl.pem, the CA's revocation list (mqtt-pki-lab revoke): mosquitto refuses the",
+             "# clients it lists. It reads the file at start and again on SIGHUP (kill -HUP PID)."]
+    if deadline is None:
+        return lines
+    lines += [f"# Its nextUpdate is {deadline:%Y-%m-%d %H:%M} UTC: after that mosquitto refuses EVERY client, so sign",
+              f"# it again before then: mqtt-pki-lab crl {shlex.quote(str(lab))} --refresh"]
+    if deadline <= dt.datetime.now(dt.timezone.utc):
+        lines.append("# WARNING: that date has passed: as it is, mosquitto will refuse every client.")
+    return lines
 
 
 def server_name(root: str | Path) -> str:
@@ -138,29 +187,44 @@ def _client_files(root: str | Path, client: str | None = None) -> L.Side:
     return side
 
 
-def client_commands(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
+def default_topic(root: str | Path, client: str | None = None) -> str:
+    """The round trip's topic unless told: ``devices/<the client's username>/hello``.
+
+    The username is the Common Name of the client's certificate (``use_identity_as_username``), and the lab's
+    default policy lets every client read and write ``devices/<its username>/#``.
+    """
+    side = _client_files(root, client)
+    name = common_name(load_certificate(side.cert)) or client_role(root, client).name
+    return f"devices/{name}/{DEFAULT_TOPIC_LEVEL}"
+
+
+def client_commands(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str | None = None,
                     message: str = DEFAULT_MESSAGE, client: str | None = None) -> tuple[list[str], list[str]]:
     """``mosquitto_sub`` (waits for one message) and ``mosquitto_pub`` argument lists for a client's files.
 
-    ``client`` selects ``clients/NAME/`` (default: the first client, ``client/``).
+    ``client`` selects ``clients/NAME/`` (default: the first client, ``client/``); ``topic`` defaults to
+    :func:`default_topic`.
     """
     host, port = check_host_name(host, "--host"), check_port(port)
     side = _client_files(root, client)
+    topic = default_topic(root, client) if topic is None else topic
     tls = ["-h", host, "-p", str(port), "--cafile", str(side.ca), "--cert", str(side.cert), "--key", str(side.key)]
     sub = ["mosquitto_sub", *tls, "-t", topic, "-q", "1", "-C", "1", "-v"]
     pub = ["mosquitto_pub", *tls, "-t", topic, "-q", "1", "-m", message]
     return sub, pub
 
 
-def paho_snippet(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
+def paho_snippet(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str | None = None,
                  message: str = DEFAULT_MESSAGE, client: str | None = None) -> str:
     """A complete paho-mqtt 2.x program for a client's files (round trip at QoS 1, then exit).
 
     Every value is written as a Python literal (``repr``), so no path or name can break the program.
+    ``topic`` defaults to :func:`default_topic`.
     """
     host, port = check_host_name(host, "--host"), check_port(port)
     role = client_role(root, client)
     side = _client_files(root, client)
+    topic = default_topic(root, client) if topic is None else topic
     return f'''"""MQTT over mutual TLS with paho-mqtt 2.x, as {role.label} of the lab (its three files below).
 
 The broker takes the Common Name of CERTFILE as this client's MQTT username.
@@ -210,7 +274,7 @@ client.loop_forever()
 '''
 
 
-def client_shell_text(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
+def client_shell_text(root: str | Path, host: str, port: int = DEFAULT_PORT, topic: str | None = None,
                       client: str | None = None) -> str:
     """The ``mosquitto_sub`` and ``mosquitto_pub`` command lines, with comments."""
     role = client_role(root, client)
@@ -223,7 +287,7 @@ def client_shell_text(root: str | Path, host: str, port: int = DEFAULT_PORT, top
     ]) + "\n"
 
 
-def client_text(root: str | Path, host: str | None = None, port: int = DEFAULT_PORT, topic: str = DEFAULT_TOPIC,
+def client_text(root: str | Path, host: str | None = None, port: int = DEFAULT_PORT, topic: str | None = None,
                 part: str = "all", client: str | None = None) -> str:
     """What ``mqtt-pki-lab export client`` prints: the paho program, the shell lines, or both.
 

@@ -280,8 +280,14 @@ class Staging:
             fd = self._dirs[folder] = _open_dir(folder)
         return fd
 
-    def stage(self, path: Path, data: bytes, *, secret: bool, durable: bool = False) -> Path:
-        """Write ``data`` aside for ``path``; it takes the name at :meth:`commit`."""
+    def stage(self, path: Path, data: bytes, *, secret: bool, durable: bool = False,
+              owner: tuple[int, int] | None = None) -> Path:
+        """Write ``data`` aside for ``path``; it takes the name at :meth:`commit`.
+
+        ``owner`` (uid, gid) gives the new file that owner before it takes the name (only root may): a
+        file replaced by root keeps the account that owned it, so a broker running as that account can
+        still read its 0600 key.
+        """
         path = Path(path)
         dfd = self._dir(path.parent)
         tmp = _temp_name(path.name)
@@ -298,6 +304,8 @@ class Staging:
                     os.fsync(handle.fileno())
                 if not secret:
                     os.fchmod(handle.fileno(), PUBLIC_MODE)
+                if owner is not None:
+                    os.fchown(handle.fileno(), *owner)
         except OSError as exc:
             raise InputError(path, f"cannot write this file ({_why(exc)})") from None
         if _is_link_at(Path(path.name), dfd):

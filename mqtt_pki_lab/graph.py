@@ -55,14 +55,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import diagram as L
-from .diagram import BUILD_STEPS, DIAGRAM, BoundStep, Role, Roles
+from .diagram import DIAGRAM, BoundStep, Role, Roles
 from .diagram import PROOF_STEP as _PROOF
 from .errors import InputError, LabError
 from .files import write_atomic
 from .steps import LabState, StepResult
 
-FileStatus = Literal["not made", "made", "verified", "failed"]
-"""A file in the diagram view: not made yet, made, used by a handshake that passed, or blamed for a failure."""
+FileStatus = Literal["not made", "made", "verified", "failed", "on device", "offline"]
+"""A file in the diagram view: not made yet, made, used by a handshake that passed, or blamed for a failure;
+``on device``: a key made on its device, which never enters the lab (:mod:`~mqtt_pki_lab.device`); ``offline``:
+the root's ``ca.key`` moved out of a lab whose intermediate CA signs day to day
+(:func:`~mqtt_pki_lab.chain_mysteries.take_root_key_offline`)."""
 CertStatus = Literal["ok", "missing", "unreadable", "expired", "not yet valid", "revoked", "foreign", "blamed"]
 """A certificate in the trust view. Everything but ``ok`` is a problem, drawn red (``missing``: grey)."""
 CertKind = Literal["root", "intermediate", "leaf", "anchor", "outside"]
@@ -89,7 +92,8 @@ _GREEN, _RED = "#1b7f3b", "#b3261e"
 _FILL = {True: "#ffe9c2", False: "#e3eefc"}       # secret: amber, public: blue
 _BORDER = {True: "#b26a00", False: "#3569b5"}
 _FAILED_FILL = "#fde7e7"
-_VERB: dict[str, str] = {"generate-key": "generate", "self-sign": "self-sign", "sign": "sign", "hand-out": "copy"}
+_VERB: dict[str, str] = {"generate-key": "generate", "self-sign": "self-sign", "sign": "sign", "sign-ca": "sign",
+                         "hand-out": "copy"}
 
 
 # --- ids: one per role, file and helper node, never two alike ---------------------------------------------
@@ -268,7 +272,7 @@ def _blamed_files(diagnosis: Any, roles: Roles, scope: Iterable[Role]) -> set[L.
             return {by_relpath[file]}
     arrow = getattr(diagnosis, "arrow", None)
     scope = set(scope)
-    return {f for b in roles.plan(BUILD_STEPS) if b.number == arrow and b.role in scope for f in b.writes}
+    return {f for b in roles.plan(roles.build_steps) if b.number == arrow and b.role in scope for f in b.writes}
 
 
 def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
@@ -288,6 +292,8 @@ def _outcome(result: Any, roles: Roles = DIAGRAM) -> _Outcome | None:
     for i, (role, handshake, why) in enumerate(entries):
         # A handshake that does not name its client is the lab's i-th client (a report lists them in order).
         client = role or (roles.clients[i] if i < len(roles.clients) else L.FIRST_CLIENT)
+        if handshake is None and client in (getattr(report, "on_device", None) or ()):
+            continue  # its key is held by its device: not a failure, nothing to draw
         edges.append(_edge(client, handshake, why, report))
         if handshake is None:
             continue
@@ -786,6 +792,7 @@ class FileNode:
     def look(self) -> NodeLook:
         secret = self.file.secret
         return {"not made": "secret-missing" if secret else "missing", "made": "secret" if secret else "public",
+                "on device": "secret", "offline": "secret",
                 "verified": "verified-secret" if secret else "verified",
                 "failed": "secret-problem" if secret else "problem"}[self.status]
 
@@ -871,6 +878,16 @@ def _merge(arrows: Iterable[Arrow]) -> list[Arrow]:
     return list(merged.values())
 
 
+def _about(node: FileNode, roles: Roles) -> str:
+    """A file's tooltip words: what it is for. Under an intermediate CA the root's key signs one certificate, the
+    intermediate's (step 15), not every certificate as in a one-level lab."""
+    if node.file != L.CA_KEY or not roles.intermediate:
+        return node.file.about
+    where = "kept offline, outside the lab" if node.status == "offline" else "in ca/ until it is taken offline"
+    return (f"the root CA's private key: signs only the intermediate CA's certificate (step 15); the root of trust; "
+            f"{where}")
+
+
 def _file_legend() -> str:
     return (f"{SECRET_MARK} secret (private key)   {PUBLIC_MARK} public   ·   grey dashed: not made   filled: made"
             "   green: used by a handshake that passed   red: at fault   ·   numbers: the arrows of the diagram")
@@ -907,7 +924,7 @@ class DiagramView(View):
         hidden_ids = {node_id(f) for r in hidden for f in r.files} | {tool_id(r) for r in hidden}
         boxes = []
         for role in (*(r for r in self.roles.all if r.kind != "client"), *shown):
-            nodes = [Node(n.id, n.label, n.look, n.file.relpath, f"{n.file.relpath}: {n.file.about}")
+            nodes = [Node(n.id, n.label, n.look, n.file.relpath, f"{n.file.relpath}: {_about(n, self.roles)}")
                      for n in self.box(role)]
             tool = [Node(tool_id(role), "openssl", "tool", f"openssl ({role.label})",
                          f"{role.folder}/: openssl makes the key here")] \
@@ -980,10 +997,12 @@ def diagram_view(lab: str | Path | LabState | Any, result: Any = None,
         if file in blamed:
             return "failed"
         if not state.has(file):
-            return "not made"
+            if not state.held(file):
+                return "not made"
+            return "offline" if file == L.CA_KEY else "on device"
         return "verified" if file in verified else "made"
 
-    plan = roles.plan(BUILD_STEPS)
+    plan = roles.plan(roles.build_steps)  # arrows 1-9, and 13-15 for an intermediate CA
     files = tuple(FileNode(f, status(f)) for f in dict.fromkeys(f for b in plan for f in b.writes))
     arrows = tuple(_merge(a for b in plan for a in step_arrows(b, done=state.status_of(b) == "done")))
     return DiagramView(state.root, roles, outcome.edges if outcome else (), files, arrows)
@@ -1082,6 +1101,16 @@ def _read(root: Path, file: L.LabFile, state: LabState) -> _Read | None:
         return _Read(file, load_certificate(file.path(root)))
     except (LabError, OSError, ValueError) as exc:
         return _Read(file, error=str(getattr(exc, "message", "") or exc))
+
+
+def _bundle(path: Path) -> list[Any]:
+    """Every certificate of a ``ca.crt`` (two roots during a CA rotation); [] when it cannot be read."""
+    from .pem import load_certificates
+
+    try:
+        return load_certificates(path)
+    except LabError:
+        return []
 
 
 def _subject(cert: Any) -> str:
@@ -1196,7 +1225,8 @@ class TrustView(View):
     def __str__(self) -> str:
         lines = [f"trust view of {self.root}:"]
         for cert in self.certs:
-            why = f" ({'; '.join(cert.problems)})" if cert.problems else ""
+            said = [p for p in cert.problems if p != cert.status]  # "revoked (revoked)" says it once
+            why = f" ({'; '.join(said)})" if said else ""
             lines.append(f"  {cert.name:<28} {cert.kind:<12} {cert.status}{why}")
         ids = {c.id: c.name for c in self.certs}
         for link in self.links:
@@ -1206,8 +1236,8 @@ class TrustView(View):
         return "\n".join(lines + self._handshake_lines())
 
 
-def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked: Iterable[L.LabFile | str] = (),
-               now: datetime | None = None) -> TrustView:
+def trust_view(lab: str | Path | LabState | Any, result: Any = None, *,
+               revoked: Iterable[L.LabFile | str] | None = None, now: datetime | None = None) -> TrustView:
     """The trust view of a lab (a folder, a :class:`~mqtt_pki_lab.steps.Lab` or a ``LabState``).
 
     Reads every certificate of the lab (never a key): the CA's ``ca.crt`` (the root), each side's own
@@ -1215,7 +1245,8 @@ def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked:
     signed a certificate is found by checking its signature against the lab's CA certificates
     (:func:`~mqtt_pki_lab.certificates.signed_by`); an anchor trusts the CA whose certificate it is a copy of.
     Anything else is drawn as a CA outside the lab. Validity is checked at ``now`` (default: the current
-    time); ``revoked`` names certificates known to be revoked (files or paths such as ``"clients/cam/client.crt"``).
+    time); ``revoked`` names certificates known to be revoked (files or paths such as ``"clients/cam/client.crt"``);
+    None (the default) reads them from the lab's revocation list (``ca/crl.pem``, :mod:`~mqtt_pki_lab.crl`).
     ``result`` works as for :func:`diagram_view`: arrow 10 per client, and the files it blames in red.
     """
     state = _state_of(lab, "trust_view")
@@ -1223,9 +1254,22 @@ def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked:
     now = now or datetime.now(UTC)
     outcome = _outcome(result, roles)
     blamed = set(outcome.failed) if outcome else set()
+    if revoked is None:
+        from .crl import issuer_role, revoked_clients
+
+        revoked = [role.file("crt") for role in revoked_clients(root, issuer_role(root))]
     gone = {f.relpath if isinstance(f, L.LabFile) else str(f) for f in revoked}
     cas = [r for r in roles.all if r.kind in ("ca", "intermediate")]
     reads = {f: _read(root, f, state) for r in roles.all for f in r.files if f.slot in ("crt", "trust")}
+    rotation = L.NEXT_CA.file("crt")  # a CA rotation under way: the new root, drawn in the CA's box beside the old
+    if rotation.path(root).is_file() and not rotation.path(root).is_symlink():
+        from .pem import load_certificate
+
+        try:
+            reads[rotation] = _Read(rotation, load_certificate(rotation.path(root)))
+            cas.append(L.NEXT_CA)
+        except LabError:
+            pass
     issuers = [reads[r.file("crt")] for r in cas]
     known = [x for x in issuers if x is not None and x.cert is not None]
     outside: dict[str, CertNode] = {}
@@ -1257,6 +1301,8 @@ def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked:
             same = next((x for x in known if x.cert == cert), None)  # the same certificate, byte for byte
             if same is not None:
                 links.append(TrustLink("trusts", node_id(same.file), node_id(file)))
+                links.extend(TrustLink("trusts", node_id(x.file), node_id(file)) for x in known  # a rotation's
+                             if x is not same and x.cert in _bundle(file.path(root)))  # bundle: both roots
             elif any(x.cert.subject == cert.subject for x in known):
                 problems.append(("foreign", "not this lab's CA: same name, another key"))
             else:
@@ -1280,7 +1326,7 @@ def trust_view(lab: str | Path | LabState | Any, result: Any = None, *, revoked:
         return CertNode(node_id(file), kind, status, file, _subject(cert),
                         cert.not_valid_before_utc if cert is not None else None,
                         cert.not_valid_after_utc if cert is not None else None,
-                        tuple(w for s, w in problems if s != "missing"), file.role)
+                        tuple(w for s, w in problems if s != "missing"), L.CA if file.role == L.NEXT_CA else file.role)
 
     certs = [check(f, r) for f, r in reads.items()]
     certs = [*(c for c in outside.values()), *certs]  # an outside CA is drawn above what it signed

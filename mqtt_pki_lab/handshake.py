@@ -17,7 +17,9 @@ from cryptography import x509
 from . import diagram as L
 from .certificates import display_name, san_names
 from .diagnose import Diagnosis, diagnose_tls_failure
-from .steps import StepResult
+from .errors import LabError
+from .pem import load_certificate, load_certificates
+from .steps import StepResult, has_intermediate
 from .tlscontext import broker_context, client_context
 
 
@@ -103,12 +105,15 @@ def _other(side: str | None) -> str:
 
 
 def handshake_contexts(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: str,
-                       max_rounds: int = 50, *, client_role: L.Role = L.FIRST_CLIENT) -> HandshakeResult:
+                       max_rounds: int = 50, *, client_role: L.Role = L.FIRST_CLIENT,
+                       gaps: frozenset[str] = frozenset()) -> HandshakeResult:
     """Run a TLS handshake in memory between two ready contexts; never raises for TLS failures.
 
     The two sides take turns: each one runs as far as it can, then its output is delivered to the
     other, until both are done or one refuses. The refusal is reported with the refusing side's own
-    words, and the alert the other side received, as each side's log would show them.
+    words, and the alert the other side received, as each side's log would show them. ``gaps``: the sides
+    (``broker``, ``client``) whose certificate file lacks the intermediate CA that issued it (:func:`chain_gaps`),
+    so that a refusal of theirs is diagnosed as the missing chain it is.
     """
     s_in, s_out, c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
@@ -125,7 +130,7 @@ def handshake_contexts(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, h
                 except ssl.SSLWantReadError:
                     pass
                 except ssl.SSLError as exc:
-                    return _failure(hostname, name, exc, ends, done, client_role)
+                    return _failure(hostname, name, exc, ends, done, client_role, gaps)
             moved |= _pump(out, peer_in)
         if all(done.values()) or not moved:
             break
@@ -139,7 +144,7 @@ def handshake_contexts(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, h
             _pump(out, peer_in)
             ends[peer][0].read(4)
         except ssl.SSLError as exc:
-            return _failure(hostname, peer, exc, ends, done, client_role)
+            return _failure(hostname, peer, exc, ends, done, client_role, gaps)
     return HandshakeResult(
         ok=True, hostname=hostname, tls_version=client.version(), cipher=(client.cipher() or ("?",))[0],
         broker_saw=PeerView.from_der(server.getpeercert(binary_form=True)),
@@ -163,7 +168,7 @@ def _is_alert(exc: ssl.SSLError) -> bool:
 
 
 def _failure(hostname: str, side: str, exc: ssl.SSLError, ends: dict, done: dict[str, bool],
-             client: L.Role) -> HandshakeResult:
+             client: L.Role, gaps: frozenset[str] = frozenset()) -> HandshakeResult:
     """The result when ``side`` raised ``exc``: a refusal by ``side``, or, when ``exc`` is an alert
     ``side`` received, a refusal by the other side."""
     if _is_alert(exc):
@@ -172,7 +177,8 @@ def _failure(hostname: str, side: str, exc: ssl.SSLError, ends: dict, done: dict
         refused_by, reason = side, _words(exc)
         alert = _alert_received(_other(side), ends, done)
     return HandshakeResult(ok=False, hostname=hostname, refused_by=refused_by, reason=reason, alert=alert,
-                           diagnosis=diagnose_tls_failure(reason, refused_by, hostname=hostname, client=client))
+                           diagnosis=diagnose_tls_failure(reason, refused_by, hostname=hostname, client=client,
+                                                          chain=_other(refused_by) in gaps))
 
 
 def _alert_received(peer: str, ends: dict, done: dict[str, bool]) -> str | None:
@@ -202,14 +208,18 @@ def mutual_tls_handshake(root: str | Path, hostname: str = "localhost",
     with a :class:`~mqtt_pki_lab.diagnose.Diagnosis`; :func:`mqtt_pki_lab.verify.verify_lab` adds
     checks of the files themselves, which can name the file at fault more precisely.
     """
-    return handshake_files(L.BROKER.side(root), client.side(root), hostname, password, client_role=client)
+    broker_side, client_side = L.BROKER.side(root), client.side(root)
+    return handshake_files(broker_side, client_side, hostname, password, client_role=client,
+                           gaps=chain_gaps(broker_side, client_side, lab_intermediate(root)))
 
 
 def handshake_files(broker: L.Side, client: L.Side, hostname: str = "localhost",
-                    password: bytes | str | None = None, *, client_role: L.Role = L.FIRST_CLIENT) -> HandshakeResult:
+                    password: bytes | str | None = None, *, client_role: L.Role = L.FIRST_CLIENT,
+                    gaps: frozenset[str] = frozenset()) -> HandshakeResult:
     """Handshake between any broker files and any client files (paths in two :class:`~layout.Side`).
 
     A client :class:`~layout.Side` with ``cert`` and ``key`` set to None connects without a certificate.
+    ``gaps``: :func:`chain_gaps` of the two sides (for the diagnosis of a refusal in a chain of three).
     """
     contexts = []
     for side, files, make in (("broker", broker, broker_context), ("client", client, client_context)):
@@ -220,7 +230,37 @@ def handshake_files(broker: L.Side, client: L.Side, hostname: str = "localhost",
             return HandshakeResult(ok=False, hostname=hostname, refused_by=side, reason=reason,
                                    diagnosis=diagnose_tls_failure(reason, side, hostname=hostname,
                                                                   client=client_role))
-    return handshake_contexts(contexts[0], contexts[1], hostname, client_role=client_role)
+    return handshake_contexts(contexts[0], contexts[1], hostname, client_role=client_role, gaps=gaps)
+
+
+def lab_intermediate(root: str | Path) -> x509.Certificate | None:
+    """The lab's intermediate CA certificate (``intermediate/intermediate.crt``), or None when the lab has none
+    or it cannot be read (``verify`` names that file)."""
+    if not has_intermediate(root):
+        return None
+    try:
+        return load_certificate(L.INTERMEDIATE_CERT.path(root))
+    except (LabError, OSError):
+        return None
+
+
+def chain_gaps(broker: L.Side, client: L.Side, intermediate: x509.Certificate | None) -> frozenset[str]:
+    """The sides (``broker``, ``client``) whose certificate was issued by the lab's ``intermediate`` CA but whose
+    file does not carry it after the leaf: the other side, trusting the root alone, then says "unable to get
+    local issuer certificate", which here means the missing chain (not a foreign CA). Empty in a one-level lab."""
+    if intermediate is None:
+        return frozenset()
+    found = set()
+    for name, side in (("broker", broker), ("client", client)):
+        if side.cert is None:
+            continue
+        try:
+            leaf, *chain = load_certificates(side.cert)
+        except (LabError, OSError):
+            continue  # the side cannot even load it: its own refusal says so
+        if leaf.issuer == intermediate.subject and intermediate not in chain:
+            found.add(name)
+    return frozenset(found)
 
 
 def prove(root: str | Path, hostname: str = "localhost", password: bytes | str | None = None,

@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 
 from . import diagram as L
+from .acl import policy_file_for
+from .crl import checked_broker_crl
 from .errors import InputError, LabError
 from .mqtt_client import check_side_files
 from .names import check_host_name
@@ -124,13 +126,16 @@ def _conf_safe(value: str | Path, what: str) -> str:
 
 
 def mosquitto_conf(side: L.Side, port: int, *, bind: str | None = "127.0.0.1", user: str | None = None,
-                   extra: tuple[str, ...] = ()) -> str:
+                   extra: tuple[str, ...] = (), acl: str | Path | None = None, crl: str | Path | None = None) -> str:
     """A mosquitto.conf for mutual TLS with ``side``'s files (paths written as given: pass absolute ones).
 
     ``bind`` None listens on every interface. ``user`` adds a ``user`` line: the account mosquitto
     switches to when started as root (it must be able to read ``server.key``). Every value that goes
     into the file is checked first (:func:`check_port`, :func:`check_bind`, no whitespace in a path):
-    what a user typed can never add a line of its own.
+    what a user typed can never add a line of its own. ``acl`` adds ``acl_file``: the broker's policy
+    (:mod:`~mqtt_pki_lab.acl`), which mosquitto enforces on every PUBLISH and every delivery. ``crl`` adds
+    ``crlfile``: the CA's revocation list (:mod:`~mqtt_pki_lab.crl`); mosquitto refuses the clients it lists,
+    and every client once its nextUpdate has passed.
     """
     port, bind = check_port(port), check_bind(bind)
     ca, cert, key = (_conf_safe(path, "a file") for path in (side.ca, side.cert, side.key))
@@ -150,6 +155,8 @@ def mosquitto_conf(side: L.Side, port: int, *, bind: str | None = "127.0.0.1", u
         f"keyfile {key}",
         "require_certificate true",
         "use_identity_as_username true",
+        *([f"acl_file {_conf_safe(acl, 'a file')}"] if acl is not None else []),
+        *([f"crlfile {_conf_safe(crl, 'a file')}"] if crl is not None else []),
         *extra,
     ]
     return "\n".join(lines) + "\n"
@@ -304,8 +311,18 @@ class MosquittoBroker:
     """
 
     def __init__(self, files: str | Path | L.Side, *, host: str = "127.0.0.1", program: str | None = None,
-                 run_as: str | None = None, start_timeout: float = 10.0) -> None:
+                 run_as: str | None = None, start_timeout: float = 10.0, acl: str | Path | bool = True) -> None:
         self.side = files if isinstance(files, L.Side) else L.BROKER.side(files)
+        self.acl = acl
+        """The policy mosquitto enforces (``acl_file``): True (default) the ``acl`` file beside ``server.crt``
+        (the lab's ``broker/acl``) when there is one, False none, or the path of a policy file."""
+        self.policy_file: Path | None = None
+        """The policy file in force once started (checked first: a line mosquitto would refuse is named)."""
+        self._conf_acl: Path | None = None
+        self.crl_file: Path | None = None
+        """The revocation list in force once started: ``crl.pem`` beside ``ca.crt`` (the lab's ``broker/crl.pem``)
+        when there is one, checked first (a damaged list or another CA's is named before mosquitto starts)."""
+        self._conf_crl: Path | None = None
         self.host = host
         self.port: int | None = None
         self.program = program
@@ -358,6 +375,8 @@ class MosquittoBroker:
         self.program = program
         refuse_encrypted_key(self.side.key)
         check_side_files(self.side, L.BROKER)
+        self.policy_file = self._conf_acl = policy_file_for(self.side, self.acl)  # checked before it starts
+        self.crl_file = self._conf_crl = checked_broker_crl(self.side)
         try:
             files, user = self._files_for_broker()
             for _attempt in range(3):
@@ -400,6 +419,10 @@ class MosquittoBroker:
         self._scratch = scratch = _Scratch(owner=(account.pw_uid, account.pw_gid))
         copy = L.Side(scratch.copy("ca.crt", self.side.ca), scratch.copy("server.crt", self.side.cert),
                       scratch.copy("server.key", self.side.key))
+        if self.policy_file is not None:
+            self._conf_acl = scratch.copy(L.ACL_FILE, self.policy_file)
+        if self.crl_file is not None:
+            self._conf_crl = scratch.copy(L.CRL_NAME, self.crl_file)
         if scratch.folder is None:
             self._account = account  # started as that account: it never switches users (see the module)
             self.notes.append(f"started by root: mosquitto ran as the user {user!r} from the start, reading the "
@@ -415,7 +438,8 @@ class MosquittoBroker:
         scratch = self._scratch
         assert scratch is not None
         self.port = free_port(self.host)
-        conf = mosquitto_conf(files, self.port, bind=self.host, user=user, extra=("log_dest stderr", "log_type all"))
+        conf = mosquitto_conf(files, self.port, bind=self.host, user=user, extra=("log_dest stderr", "log_type all"),
+                              acl=self._conf_acl, crl=self._conf_crl)
         self.conf_path = scratch.put("mosquitto.conf", conf.encode())
         log = scratch.new_log()
         account = self._account
@@ -437,21 +461,31 @@ class MosquittoBroker:
                 if "Address already in use" in text:
                     self._process = None
                     return False
-                where = Path(self.side.key).parent if "Permission denied" in text else self.conf_path
+                where = Path(self.side.key).parent if cannot_read_files(text) else self.conf_path
                 raise LabError(where, explain_start_failure(text, user))
             time.sleep(0.005)
         raise LabError(self.conf_path, f"mosquitto did not start within {self._start_timeout:g} s:\n"
                                        + "\n".join(self.log[-5:]))
 
 
+#: What mosquitto 2.0.11 logs when, after switching users, it cannot read a file: the key ("Permission denied"),
+#: or, read first, the policy ("Unable to open acl_file", with no reason given).
+_UNREADABLE = ("Permission denied", "Unable to open acl_file")
+
+
+def cannot_read_files(log: str) -> bool:
+    """True when mosquitto's log says it could not read one of the broker's files (key or policy)."""
+    return any(words in log for words in _UNREADABLE)
+
+
 def explain_start_failure(log: str, user: str | None = None) -> str:
     """Why mosquitto stopped at start, from its log; the root-switches-user pitfall spelled out."""
     last = "\n  ".join(log.splitlines()[-4:])
-    if "Permission denied" in log:
+    if cannot_read_files(log):
         who = f"the user {user!r}" if user else "this user"
         return (f"mosquitto could not read its files as {who}: started as root, mosquitto switches to the "
-                f"user on its `user` line (default: mosquitto) before it reads ca.crt, server.crt and "
-                f"server.key, and a 0600 key (or a closed folder on the way) owned by someone else is "
+                f"user on its `user` line (default: mosquitto) before it reads broker/acl, ca.crt, server.crt "
+                f"and server.key, and a 0600 key (or a closed folder on the way) owned by someone else is "
                 f"unreadable to it. Start mosquitto as the user who owns the files, or chown them to the user "
                 f"it runs as. mosquitto said:\n  {last}")
     return f"mosquitto stopped at start:\n  {last}"

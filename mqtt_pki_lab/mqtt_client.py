@@ -24,8 +24,10 @@ from . import diagram as L
 from .errors import InputError
 from .tlscontext import client_context
 
-#: Topic the round trip uses unless told otherwise (a unique suffix is added).
+#: Topic the round trip uses for a client without a readable certificate (a unique suffix is added).
 TOPIC_PREFIX = "mqtt-pki-lab/round-trip"
+#: Where a client's own topics are under the lab's default policy (``pattern readwrite devices/%u/#``).
+OWN_TOPIC_PREFIX = "devices"
 _SSL_CODE = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 _SSL_C = re.compile(r"\(_ssl\.c:\d+\)")
 _RECEIVE_FAILED = "failed to receive on socket: "
@@ -174,6 +176,27 @@ class _Events:
             self.changed.wait(remaining)
 
 
+def round_trip_topic(files: L.Side) -> str:
+    """The topic a round trip uses unless told: ``devices/<the certificate's Common Name>/round-trip-<random>``.
+
+    The Common Name is the client's MQTT username (``use_identity_as_username``), and the lab's default policy
+    (``broker/acl``) lets every client read and write ``devices/<its username>/#``: the round trip stays inside
+    what the client may do. Without a readable certificate: ``mqtt-pki-lab/round-trip/<random>``.
+    """
+    from .certificates import common_name
+    from .errors import LabError
+    from .pem import load_certificate
+
+    suffix = uuid.uuid4().hex[:8]
+    try:
+        name = common_name(load_certificate(files.cert)) if files.cert is not None else None
+    except LabError:
+        name = None
+    if not name or any(c in name for c in "/+#"):
+        return f"{TOPIC_PREFIX}/{suffix}"
+    return f"{OWN_TOPIC_PREFIX}/{name}/round-trip-{suffix}"
+
+
 def paho_client(files: L.Side, *, password: bytes | str | None = None, client_id: str | None = None,
                 check_hostname: bool = True):
     """A paho-mqtt 2.x client (callback API version 2, MQTT 3.1.1) on the lab's strict TLS context."""
@@ -195,7 +218,7 @@ def mqtt_round_trip(host: str, port: int, files: L.Side, *, password: bytes | st
     """
     started = time.monotonic()
     deadline = started + timeout
-    topic = topic or f"{TOPIC_PREFIX}/{uuid.uuid4().hex[:8]}"
+    topic = topic or round_trip_topic(files)
     payload = f"hello over mutual TLS {uuid.uuid4().hex[:8]}".encode()
     events = _Events(payload)
     try:

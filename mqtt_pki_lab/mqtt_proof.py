@@ -33,18 +33,26 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import Literal
 
+from cryptography import x509
+
 from . import diagram as L
+from .acl import policy_file_for, read_policy_file
 from .certificates import common_name
+from .crl import broker_crl, revoked_clients
+from .device import device_folder, lab_role_of
 from .diagnose import Diagnosis, diagnose_tls_failure
 from .errors import InputError
-from .handshake import handshake_files
+from .handshake import chain_gaps, handshake_files, lab_intermediate
+from .mqtt_access import AccessProof, prove_access
 from .mqtt_client import RoundTrip, check_side_files, mqtt_round_trip
-from .steps import Lab
+from .rotate import rotating, rotation_note
+from .steps import Lab, key_on_device
 from .tlscontext import side_paths
 
 BrokerKind = Literal["embedded", "mosquitto"]
@@ -57,6 +65,8 @@ BARE_VERIFY_FAILURE = "certificate verify failed"
 #: The longest a single client may take for its round trip, in seconds (``--timeout``).
 MAX_TIMEOUT = 300.0
 GOOD_CLIENT = "good client"
+#: A client of the lab on the broker's revocation list (``mqtt-pki-lab revoke``): the broker must refuse it.
+REVOKED_CLIENT = "revoked client"
 
 
 @dataclass(frozen=True)
@@ -79,12 +89,17 @@ class MqttOutcome:
     diagnosis: Diagnosis | None = field(default=None, compare=False)
     client: L.Role = L.FIRST_CLIENT
     """The lab client whose files were used (the intruders use the first client's)."""
+    rotation: str | None = None
+    """During a CA rotation: which root signed this client's certificate and which roots its ca.crt holds
+    (:func:`~mqtt_pki_lab.rotate.rotation_note`), e.g. "still trusts only the old root"."""
 
     @property
     def passed(self) -> bool:
         """Did it go as a working PKI requires?"""
         if self.expect == "through":
             return self.trip.ok
+        if self.name == REVOKED_CLIENT and (self.diagnosis is None or self.diagnosis.code != "revoked"):
+            return False  # refused, but not *because* it is revoked (a stale list refuses everybody)
         return not self.trip.ok and self.trip.refused_by == self.expect
 
     @property
@@ -115,6 +130,8 @@ class MqttOutcome:
             return f"{happened}; it had to get through"
         if self.trip.ok:
             return f"{happened}: the broker let an intruder in! It had to be refused by the {self.expect}"
+        if self.name == REVOKED_CLIENT:
+            return f"{happened}; it had to be refused because it is revoked ('certificate revoked'), not otherwise"
         return f"{happened}; it had to be refused by the {self.expect}"
 
     @property
@@ -131,6 +148,8 @@ class MqttOutcome:
         text = f"[{'PASS' if self.passed else 'FAIL'}] {self.name} ({self.uses}): {self.verdict}"
         if self.explanation is not None:
             text += f"\n       {self.explanation}"
+        if self.rotation is not None:
+            text += f"\n       CA rotation: {self.rotation}"
         return text
 
 
@@ -147,20 +166,36 @@ class MqttCheckReport:
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
     """What the broker runner did that a user should know (mosquitto started by root, for one)."""
+    access: tuple[AccessProof, ...] = ()
+    """Who may do what (``broker/acl``): per client, another device's topics tried on the same broker
+    (:mod:`~mqtt_pki_lab.mqtt_access`); empty when the lab has no policy."""
 
     @property
     def ok(self) -> bool:
-        """True when every good client got through and every intruder was refused."""
-        return bool(self.outcomes) and all(o.passed for o in self.outcomes)
+        """True when every good client got through, every intruder was refused, and the broker did what the
+        policy says."""
+        return bool(self.outcomes) and all(o.passed for o in (*self.outcomes, *self.access))
 
     @property
     def failures(self) -> tuple[MqttOutcome, ...]:
         return tuple(o for o in self.outcomes if not o.passed)
 
+    def access_text(self) -> str:
+        """Only who may do what: a line for the good clients' own topics, then each client's proof on another
+        device's topics (what a lesson on the policy shows; ``str()`` gives everything)."""
+        good = [o for o in self.outcomes if o.expect == "through"]
+        own = (f"{sum(o.passed for o in good)} of {len(good)} clients used their own devices/NAME/... "
+               f"with {self.broker}")
+        notes = [f"note: {n}" for n in self.notes]
+        return "\n".join([own, *notes, *(str(a) for a in self.access)]) if self.access else \
+            "\n".join([f"{own}; the lab has no policy", *notes])
+
     def __str__(self) -> str:
         head = (f"MQTT over mutual TLS with {self.broker} on {self.host}:{self.port}: "
                 f"{'PASSED' if self.ok else 'FAILED'} ({self.seconds:.2f} s)")
-        return "\n".join([head, *(f"  note: {n}" for n in self.notes), *(f"  {o}" for o in self.outcomes)])
+        access = ["  who may do what (broker/acl; each good client's round trip above used its own "
+                  "devices/NAME/...):", *(f"  {a}" for a in self.access)] if self.access else []
+        return "\n".join([head, *(f"  note: {n}" for n in self.notes), *(f"  {o}" for o in self.outcomes), *access])
 
     def _repr_html_(self) -> str:
         colour = "#1b7f3b" if self.ok else "#b3261e"
@@ -171,6 +206,9 @@ class MqttCheckReport:
             rows.append(f"<tr><td style='color:{mark[1]};font-weight:bold'>{mark[0]}</td>"
                         f"<td><b>{escape(o.name)}</b><br><small>{escape(o.uses)}</small></td>"
                         f"<td>{escape(o.expectation)}</td><td>{escape(o.verdict)}{diagnosis}</td></tr>")
+        if self.access:
+            rows.append("<tr><th></th><th colspan='3' style='text-align:left'>who may do what (broker/acl)</th></tr>")
+            rows += [a.html_row() for a in self.access]
         title = f"MQTT over mutual TLS with {self.broker}: {'passed' if self.ok else 'FAILED'}"
         return (f"<div style='border-left:6px solid {colour};padding:4px 10px'>"
                 f"<b style='color:{colour}'>{escape(title)}</b> <small>({escape(self.host)}:{self.port}, "
@@ -282,16 +320,19 @@ def require_libraries(broker: str) -> None:
                                  "mqtt-pki-lab (it brings paho-mqtt and amqtt)")
 
 
-def start_broker(kind: str, root: str | Path, *, host: str = "127.0.0.1", password: bytes | str | None = None):
-    """Start the ``embedded`` or ``mosquitto`` broker on the lab's broker files; returns it running."""
+def start_broker(kind: str, root: str | Path | L.Side, *, host: str = "127.0.0.1",
+                 password: bytes | str | None = None, acl: str | Path | bool = True):
+    """Start the ``embedded`` or ``mosquitto`` broker on the lab's broker files (or on a
+    :class:`~mqtt_pki_lab.diagram.Side`: any broker's three files); returns it running. ``acl`` is the policy
+    it enforces (default: ``broker/acl`` beside ``server.crt``; see :func:`~mqtt_pki_lab.acl.policy_file_for`)."""
     if kind == "embedded":
         from .broker_embedded import EmbeddedBroker
 
-        return EmbeddedBroker(root, host=host, password=password).start()
+        return EmbeddedBroker(root, host=host, password=password, acl=acl).start()
     if kind == "mosquitto":
         from .mosquitto import MosquittoBroker
 
-        return MosquittoBroker(root, host=host).start()
+        return MosquittoBroker(root, host=host, acl=acl).start()
     raise InputError("--broker", f"unknown broker {kind!r}; choose one of: {', '.join(BROKERS)}")
 
 
@@ -304,9 +345,9 @@ def _broker_label(kind: str, broker) -> str:
 
 
 def _in_memory_reason(broker_files: L.Side, client_files: L.Side, host: str,
-                      password: bytes | str | None, client: L.Role) -> str | None:
+                      password: bytes | str | None, client: L.Role, gaps: frozenset[str] = frozenset()) -> str | None:
     """What the in-memory handshake of the same files says, when the broker refused them too."""
-    result = handshake_files(broker_files, client_files, host, password, client_role=client)
+    result = handshake_files(broker_files, client_files, host, password, client_role=client, gaps=gaps)
     return result.reason if not result.ok and result.refused_by == "broker" else None
 
 
@@ -319,10 +360,14 @@ class _Plan:
     expect: Expect
     files: L.Side
     client: L.Role
+    rotation: str | None = None
 
 
 def _attempt(broker, broker_files: L.Side, plan: _Plan, *, host: str, password: bytes | str | None,
-             timeout: float) -> MqttOutcome:
+             timeout: float, intermediate: x509.Certificate | None = None) -> MqttOutcome:
+    """Make one attempt of ``plan`` against the running broker, and diagnose a refusal (``intermediate``: the
+    lab's intermediate CA, when it has one: a side whose file lacks it is diagnosed as a missing chain)."""
+    gaps = chain_gaps(broker_files, plan.files, intermediate)
     seen = len(broker.refusals)
     trip = mqtt_round_trip(host, broker.port, plan.files, password=password, timeout=timeout)
     broker_reason = detail = None
@@ -333,24 +378,34 @@ def _attempt(broker, broker_files: L.Side, plan: _Plan, *, host: str, password: 
         refusals = broker.refusals
         broker_reason = refusals[seen] if len(refusals) > seen else None
         if broker_reason == BARE_VERIFY_FAILURE:
-            detail = _in_memory_reason(broker_files, plan.files, host, password, plan.client)
-    outcome = MqttOutcome(plan.name, plan.uses, plan.expect, trip, broker_reason, detail, client=plan.client)
+            detail = _in_memory_reason(broker_files, plan.files, host, password, plan.client, gaps)
+    outcome = MqttOutcome(plan.name, plan.uses, plan.expect, trip, broker_reason, detail, client=plan.client,
+                          rotation=plan.rotation)
     if trip.ok:
         return outcome
     if trip.refused_by is None and trip.stage in ("tcp", "connack", "subscribe", "message"):
         return outcome  # nobody refused: not a TLS matter, the verdict says what happened
-    diagnosis = diagnose_tls_failure(outcome.reason or "", trip.refused_by, hostname=host, client=plan.client)
-    return MqttOutcome(plan.name, plan.uses, plan.expect, trip, broker_reason, detail, diagnosis, plan.client)
+    refuser = trip.refused_by
+    diagnosis = diagnose_tls_failure(outcome.reason or "", refuser, hostname=host, client=plan.client,
+                                     chain={"broker": "client", "client": "broker"}.get(refuser or "") in gaps)
+    return MqttOutcome(plan.name, plan.uses, plan.expect, trip, broker_reason, detail, diagnosis, plan.client,
+                       plan.rotation)
 
 
-def _plan(root: Path, clients: tuple[L.Role, ...], intruder: L.Side) -> list[_Plan]:
-    """Every good client once, then the three intruders (with the first client's files)."""
+def _plan(root: Path, clients: dict[L.Role, L.Side], intruder: L.Side,
+          revoked: Iterable[L.Role] = ()) -> list[_Plan]:
+    """Every good client once (with its files: the lab's, or its device's), then the three intruders (with the
+    first client's files). A client on the broker's revocation list (``revoked``) is no longer a good client:
+    the broker must refuse it."""
+    gone = set(revoked)
 
     def rel(path: Path) -> str:
-        return path.relative_to(root).as_posix()
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
-    plans = [_Plan(GOOD_CLIENT, ", ".join(rel(p) for p in (side.ca, side.cert, side.key)), "through", side, role)
-             for role in clients for side in (role.side(root),)]
+    plans = [_Plan(REVOKED_CLIENT if role in gone else GOOD_CLIENT, ", ".join(rel(p) for p in (side.ca, side.cert,
+                   side.key)), "broker" if role in gone else "through", side, role) for role, side in clients.items()]
+    if rotating(root):  # per client: which root it depends on (the old one, the new one, both)
+        plans = [replace(p, rotation=rotation_note(root, p.files, p.client)) for p in plans]
     first = L.FIRST_CLIENT
     own = first.side(root)
     return [
@@ -382,15 +437,38 @@ def _sigterm_unwinds():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _device_sides(root: Path, clients: tuple[L.Role, ...], devices: Iterable[str | Path]
+                  ) -> tuple[L.Side, dict[L.Role, L.Side], list[str]]:
+    """The broker's files and each client's to use: the lab's, or a device folder's own (``--device``) for a role
+    whose key was born on its device; such a client without its folder is left out, with a note."""
+    given = {lab_role_of(root, found): found.side for found in (device_folder(d) for d in devices)}
+    if key_on_device(root, L.BROKER) and L.BROKER not in given:
+        raise InputError(L.SERVER_KEY.path(root), "is held by the broker's own machine (its key was born there): "
+                                                  "give that machine's folder with --device BROKER_DIR")
+    broker_files = given.get(L.BROKER, L.BROKER.side(root))
+    sides, notes = {}, []
+    for role in clients:
+        if role in given:
+            sides[role] = given[role]
+        elif key_on_device(root, role):
+            notes.append(f"{role.folder}: its key is held by its device, not tried (add --device DEVICE_DIR)")
+        else:
+            sides[role] = role.side(root)
+    return broker_files, sides, notes
+
+
 def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", *, host: str = "127.0.0.1",
-               password: bytes | str | None = None, timeout: float = 5.0) -> MqttCheckReport:
+               password: bytes | str | None = None, timeout: float = 5.0,
+               devices: Iterable[str | Path] = ()) -> MqttCheckReport:
     """Run a real broker on the lab's broker files and send every client, then the intruders, through it.
 
     ``broker`` is ``embedded`` (amqtt, pure Python) or ``mosquitto`` (the program must be installed).
     Every client of the lab (``client/`` and each ``clients/NAME/``, as
     :attr:`~mqtt_pki_lab.steps.Lab.roles` finds them) makes its own round trip; the three intruders
     follow. ``password`` unlocks encrypted keys (embedded broker only: mosquitto cannot take one).
-    ``timeout`` is each round trip's limit in seconds (more than 0, at most :data:`MAX_TIMEOUT`). Raises
+    ``timeout`` is each round trip's limit in seconds (more than 0, at most :data:`MAX_TIMEOUT`).
+    ``devices``: folders of devices whose key was born there (:mod:`~mqtt_pki_lab.device`): their own three
+    files take the place of the lab's (a broker's folder runs the broker). Raises
     :class:`~mqtt_pki_lab.errors.LabError` for bad options, missing files or a broker that cannot start;
     a refusal is never an exception, it is an outcome.
     """
@@ -400,19 +478,31 @@ def mqtt_check(root: str | Path = "pki", broker: BrokerKind | str = "embedded", 
         raise InputError("--broker", f"unknown broker {broker!r}; choose one of: {', '.join(BROKERS)}")
     require_libraries(broker)
     lab = Lab(root)  # checks the folder: not a file, not a link
-    root, clients = lab.root, lab.roles.clients
-    broker_files = L.BROKER.side(root)
+    root = lab.root
+    broker_files, clients, notes = _device_sides(root, lab.roles.clients, devices)
     check_side_files(broker_files, L.BROKER, password)
-    for role in clients:
-        check_side_files(role.side(root), role, password)
+    for role, side in clients.items():
+        check_side_files(side, role, password)
     remove_stale_intruders()
     with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix=f"{INTRUDER_PREFIX}{os.getpid()}-") as tmp:
         intruder = make_intruder(Path(tmp), _client_name(L.FIRST_CLIENT.side(root).cert))
-        running = start_broker(broker, root, host=host, password=password)
+        policy_file = policy_file_for(L.BROKER.side(root))  # the lab's policy, whichever files run the broker
+        policy = read_policy_file(policy_file) if policy_file is not None else None
+        running = start_broker(broker, broker_files, host=host, password=password, acl=policy_file or False)
         try:
-            outcomes = tuple(_attempt(running, broker_files, plan, host=host, password=password, timeout=timeout)
-                             for plan in _plan(root, clients, intruder))
+            crl = broker_crl(broker_files)  # the list the broker enforces: its clients must be refused
+            revoked = revoked_clients(root, path=crl) if crl is not None else {}
+            intermediate = lab_intermediate(root)
+            outcomes = tuple(_attempt(running, broker_files, plan, host=host, password=password, timeout=timeout,
+                                      intermediate=intermediate) for plan in _plan(root, clients, intruder, revoked))
+            good = [(_client_name(clients[o.client].cert), clients[o.client]) for o in outcomes
+                    if o.name == GOOD_CLIENT and o.passed]
+            access = () if policy is None else prove_access(host, running.port, good, policy, password=password,
+                                                            timeout=timeout)
         finally:
             running.stop()
+    if policy is None:
+        notes.append(f"no {L.BROKER.folder}/{L.ACL_FILE} (a lab made by an older version): every client may use "
+                     f"every topic; make the default policy with: mqtt-pki-lab acl {root} --reset")
     return MqttCheckReport(_broker_label(broker, running), host, running.port, outcomes, tuple(running.log),
-                           time.monotonic() - started, tuple(getattr(running, "notes", ())))
+                           time.monotonic() - started, (*getattr(running, "notes", ()), *notes), access)

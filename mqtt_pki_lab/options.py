@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .diagram import CA_KEY, FIRST_CLIENT_FOLDER, LabFile, Role
+from .diagram import CA_KEY, FIRST_CLIENT_FOLDER, INTERMEDIATE_KEY, LabFile, Role
 from .errors import InputError
+from .intermediate import DEFAULT_INTERMEDIATE_NAME
 from .keys import DEFAULT_KEY_TYPE, key_type
 from .names import broker_names, check_client_name, check_common_name
 from .profile import (
@@ -31,8 +32,12 @@ class BuildOptions:
     days: int = DEFAULT_LEAF_DAYS
     ca_days: int = DEFAULT_CA_DAYS
     passphrase: bytes | None = field(default=None, repr=False)
-    """Encrypts ``ca.key`` (and, with ``encrypt_all``, every key) when set."""
+    """Encrypts ``ca.key`` and ``intermediate.key`` (and, with ``encrypt_all``, every key) when set."""
     encrypt_all: bool = False
+    intermediate: bool = False
+    """Build a chain of three (``--intermediate``): the root signs an intermediate CA, which signs the leaves."""
+    intermediate_name: str = DEFAULT_INTERMEDIATE_NAME
+    """The intermediate CA's Common Name (``--intermediate-name``)."""
 
     def check(self) -> BuildOptions:
         """Check every option before anything is written; raise :class:`InputError` on the first bad one."""
@@ -47,6 +52,10 @@ class BuildOptions:
                                        f"({self.ca_days} days)")
         if self.passphrase is not None and not isinstance(self.passphrase, bytes):
             raise InputError("--passphrase-file", "the passphrase must be bytes")
+        check_common_name(self.intermediate_name, "--intermediate-name")
+        if self.intermediate and self.intermediate_name == self.ca_name:
+            raise InputError("--intermediate-name", f"{self.intermediate_name!r} is the root's name too: the two CAs "
+                                                    "of a chain need different names (--ca-name, --intermediate-name)")
         return self
 
     @property
@@ -64,6 +73,6 @@ class BuildOptions:
 
     def key_passphrase(self, file: LabFile) -> bytes | None:
         """The passphrase protecting ``file`` (a key of the lab), or None when it is stored in clear."""
-        if self.passphrase and (file == CA_KEY or self.encrypt_all):
+        if self.passphrase and (file in (CA_KEY, INTERMEDIATE_KEY) or self.encrypt_all):
             return self.passphrase
         return None

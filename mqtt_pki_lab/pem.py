@@ -7,7 +7,9 @@ is inside. A DER file is the same data in binary, without the text armour.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -52,15 +54,28 @@ def _expect(path: Path, data: bytes, labels: tuple[bytes, ...], what: str) -> No
         raise InputError(path, f"expected {what}, but this is {describe_pem_kind(data)}")
 
 
-def load_certificate(path: str | Path) -> x509.Certificate:
-    """Load a PEM certificate, explaining what the file is instead when it is not one."""
+def _certificate_pem(path: str | Path, load: Callable[[bytes], Any], damaged: str) -> Any:
+    """Read ``path``, check that it holds PEM certificates, and parse it with ``load`` (``damaged``: what to say
+    when the parser refuses it)."""
     path = Path(path)
     data = read_bytes(path)
     _expect(path, data, (b"CERTIFICATE",), "a certificate")
     try:
-        return x509.load_pem_x509_certificate(data)
+        return load(data)
     except ValueError as exc:
-        raise InputError(path, f"the certificate is damaged and cannot be read ({exc})") from None
+        raise InputError(path, f"{damaged} and cannot be read ({exc})") from None
+
+
+def load_certificate(path: str | Path) -> x509.Certificate:
+    """Load a PEM certificate, explaining what the file is instead when it is not one."""
+    return _certificate_pem(path, x509.load_pem_x509_certificate, "the certificate is damaged")
+
+
+def load_certificates(path: str | Path) -> list[x509.Certificate]:
+    """Load every certificate of a PEM bundle, in file order (a ``ca.crt`` holding two roots during a CA
+    rotation; OpenSSL's ``cafile`` and mosquitto read every one; a leaf file of a lab with an intermediate CA:
+    the leaf first, then the intermediate, the chain it presents). :func:`load_certificate` reads the first."""
+    return _certificate_pem(path, x509.load_pem_x509_certificates, "a certificate of the bundle is damaged")
 
 
 def load_csr(path: str | Path) -> x509.CertificateSigningRequest:

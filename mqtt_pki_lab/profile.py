@@ -39,6 +39,8 @@ DEFAULT_SERVER_NAME = "localhost"
 DEFAULT_CLIENT_NAME = "client"
 #: Backdate notBefore a little, so a machine whose clock is slightly behind accepts a fresh certificate.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+#: Days from a revocation list's signing to its nextUpdate: this lab's default (why 30: :mod:`~mqtt_pki_lab.crl`).
+DEFAULT_NEXT_UPDATE_DAYS = 30
 ORGANIZATION = "mqtt-pki-lab"
 #: A client certificate names its device with a URI in the subjectAltName, not as a host: nobody dials a
 #: device by a host name. (A single-label dNSName such as ``sensor-1`` is valid DNS syntax, RFC 1034, but

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from .crl import broker_crl
 from .diagram import Side
 
 STRICT_FLAGS = ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
@@ -23,10 +24,21 @@ def _strict(context: ssl.SSLContext) -> ssl.SSLContext:
 
 def broker_context(files: Side, password: bytes | str | None = None) -> ssl.SSLContext:
     """The broker's server context: presents server.crt/server.key, *requires* a client certificate
-    signed by the CA in ``files.ca``."""
+    signed by the CA in ``files.ca``.
+
+    When the broker has a revocation list (:func:`broker_crl`), it is loaded and checked for the client's
+    certificate (``VERIFY_CRL_CHECK_LEAF``, what mosquitto's ``crlfile`` does): a revoked client is refused
+    ("certificate revoked"), and once the list's nextUpdate has passed *every* client is ("CRL has expired").
+    The flag is set only with a list: without one OpenSSL would refuse everybody ("unable to get certificate
+    CRL").
+    """
     context = _strict(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca)))
     context.load_cert_chain(str(files.cert), str(files.key), password=password)
     context.verify_mode = ssl.CERT_REQUIRED
+    crl = broker_crl(files)
+    if crl is not None:
+        context.load_verify_locations(cafile=str(crl))
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return context
 
 

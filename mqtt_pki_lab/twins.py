@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shlex
 
-from .diagram import CA, BoundStep, LabFile
+from .diagram import CA, INTERMEDIATE, BoundStep, LabFile
+from .intermediate import DEFAULT_INTERMEDIATE_DAYS
 from .keys import key_type
 from .names import is_ip
 from .options import BuildOptions
@@ -37,17 +38,20 @@ def _genpkey(file: LabFile, o: BuildOptions) -> str:
     return f"(umask 077; openssl genpkey {key_type(o.key_type).openssl}{cipher} -out {shlex.quote(file.relpath)})"
 
 
-def _self_sign(o: BuildOptions) -> str:
+def _self_sign(bound: BoundStep, o: BuildOptions) -> str:
     key, crt = CA.file("key").relpath, CA.file("crt").relpath
+    path_len = 1 if bound.issuer == INTERMEDIATE else 0  # one CA may stand below a root with an intermediate
     return (f"openssl req -x509 -new -key {key}{_digest(o)} -days {o.ca_days} -subj {_subj(o.ca_name)}"
-            " -addext 'basicConstraints=critical,CA:TRUE,pathlen:0'"
+            f" -addext 'basicConstraints=critical,CA:TRUE,pathlen:{path_len}'"
             f" -addext 'keyUsage=critical,digitalSignature,keyCertSign,cRLSign' -out {crt}")
 
 
 def _csr(bound: BoundStep, o: BuildOptions) -> str:
     kind = bound.role.kind
-    names = o.names_for(bound.role)
     key, csr = bound.role.file("key").relpath, bound.role.file("csr").relpath
+    if bound.role == INTERMEDIATE:  # a name and a key; the root decides the rest (step 15)
+        return f"openssl req -new -key {key}{_digest(o)} -subj {_subj(o.intermediate_name)} -out {csr}"
+    names = o.names_for(bound.role)
     return (f"openssl req -new -key {shlex.quote(key)}{_digest(o)} -subj {_subj(names[0])}"
             f" -addext {shlex.quote('subjectAltName=' + _san(leaf_names(kind, names)))} -out {shlex.quote(csr)}")
 
@@ -61,9 +65,23 @@ def _sign(bound: BoundStep, o: BuildOptions) -> str:
     ext = (f"basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,{usage}\\nextendedKeyUsage={eku}"
            f"\\nsubjectAltName={_san(names)}\\nsubjectKeyIdentifier=hash\\nauthorityKeyIdentifier=keyid")
     csr, crt = bound.role.file("csr").relpath, bound.role.file("crt").relpath
-    return (f"openssl x509 -req -in {shlex.quote(csr)} -CA {CA.file('crt').relpath} -CAkey {CA.file('key').relpath}"
-            f" -CAcreateserial -days {o.days}{_digest(o)} -extfile <(printf {shlex.quote(ext)})"
-            f" -out {shlex.quote(crt)}")
+    issuer_crt, issuer_key = (f.relpath for f in bound.reads[1:3])
+    command = (f"openssl x509 -req -in {shlex.quote(csr)} -CA {issuer_crt} -CAkey {issuer_key}"
+               f" -CAcreateserial -days {o.days}{_digest(o)} -extfile <(printf {shlex.quote(ext)})"
+               f" -out {shlex.quote(crt)}")
+    if bound.issuer == INTERMEDIATE:  # the file a side presents: its certificate, then the intermediate's
+        command += f" && cat {issuer_crt} >> {shlex.quote(crt)}"
+    return command
+
+
+def _sign_ca(bound: BoundStep, o: BuildOptions) -> str:
+    """Step 15: the root signs the intermediate's CSR; the root decides every extension (pathlen 0: leaves only)."""
+    ext = ("basicConstraints=critical,CA:TRUE,pathlen:0\\nkeyUsage=critical,digitalSignature,keyCertSign,cRLSign"
+           "\\nsubjectKeyIdentifier=hash\\nauthorityKeyIdentifier=keyid")
+    csr, crt = bound.role.file("csr").relpath, bound.role.file("crt").relpath
+    days = min(DEFAULT_INTERMEDIATE_DAYS, o.ca_days)
+    return (f"openssl x509 -req -in {csr} -CA {CA.file('crt').relpath} -CAkey {CA.file('key').relpath}"
+            f" -CAcreateserial -days {days}{_digest(o)} -extfile <(printf {shlex.quote(ext)}) -out {crt}")
 
 
 def _hand_out(bound: BoundStep) -> str:
@@ -114,11 +132,13 @@ def openssl_twin(bound: BoundStep, options: BuildOptions | None = None, *, port:
     if kind == "generate-key":
         return _genpkey(bound.writes[0], o)
     if kind == "self-sign":
-        return _self_sign(o)
+        return _self_sign(bound, o)
     if kind == "create-csr":
         return _csr(bound, o)
     if kind == "sign":
         return _sign(bound, o)
+    if kind == "sign-ca":
+        return _sign_ca(bound, o)
     if kind == "hand-out":
         return _hand_out(bound)
     return _prove(bound, o, port)

@@ -330,7 +330,7 @@ class BreakItPanel:
             elif isinstance(chosen, str) and chosen:
                 self.scenario = get_scenario(chosen)
             else:
-                self.scenario = self._random.choice(self._scenarios)
+                self.scenario = self._random.choice([s for s in self._scenarios if s.fits(self.source)])
             self.workdir.mkdir(parents=True, exist_ok=True)
             number = 1 + sum(1 for _ in self.workdir.glob("broken-*"))
             self.broken = break_lab(self.source, self.scenario, self.workdir / f"broken-{number}")

@@ -41,7 +41,8 @@ def test_build_prints_each_step_and_makes_the_layout(tmp_path: Path) -> None:
         assert f"[{step:>2}]" in done.stdout
     assert done.stdout.count("SECRET") == 3 and "openssl x509 -req" in done.stdout
     assert "PRIVATE KEY" not in done.stdout
-    assert sorted(snapshot(tmp_path / "pki")) == sorted(f.relpath for f in L.ALL_FILES)
+    policy = f"{L.BROKER.folder}/{L.ACL_FILE}"  # the broker's default policy, beside its files
+    assert sorted(snapshot(tmp_path / "pki")) == sorted([*(f.relpath for f in L.ALL_FILES), policy])
 
 
 def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:

@@ -139,14 +139,14 @@ def test_exported_conf_runs_unchanged_and_exported_clients_make_a_round_trip(own
             time.sleep(0.05)
         out, err = sub.communicate(timeout=5)
         assert sub.returncode == 0, err
-        assert out == "lab/hello hello over mutual TLS\n"
+        assert out == "devices/client/hello hello over mutual TLS\n"  # the default topic: its own
         python = run_cli("export", "client", str(lab), "--port", str(port), "--only", "python").stdout
         script = lab.parent / "mqtt_client.py"
         script.write_text(python)
         # The paho program runs as us: this Python (and its paho-mqtt) may be out of the account's reach.
         ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
         assert "CONNACK: Success" in ran.stdout, ran.stdout + ran.stderr
-        assert "received: lab/hello hello over mutual TLS" in ran.stdout
+        assert "received: devices/client/hello hello over mutual TLS" in ran.stdout
     finally:
         broker.terminate()
         broker.wait(timeout=10)

@@ -87,7 +87,7 @@ def test_the_evidence_is_raw_real_and_gives_nothing_away(number: int, broken: di
     assert "openssl verify" in str(shown) and ".details()" in str(shown)
     run = shown.mosquitto
     assert run is not None and run.command.startswith("mosquitto_pub -h localhost -p PORT --cafile client/ca.crt")
-    kind = M.failure_kind(raw)
+    kind = M.mosquitto_failure_kind(raw)
     if find_mosquitto() is not None:
         assert run.real and run.broker_log, "mosquitto ran on the broken files and logged the attempt"
         assert run.output in M.MOSQUITTO_PUB_WORDS[kind], "the documented mapping agrees with a real run"

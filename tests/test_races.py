@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from mqtt_pki_lab.acl import default_policy, read_policy_file
 from mqtt_pki_lab.files import TEMP_NAME
 from mqtt_pki_lab.keys import load_private_key
 from mqtt_pki_lab.pem import load_certificate, load_csr
@@ -143,8 +144,8 @@ def _check_status_is_truthful(root: Path, kill: Kill) -> dict:
     report = json.loads(done.stdout)
     reported: set[str] = set()
     for role in report["roles"]:
-        for slot in ("key", "csr", "crt", "ca.crt"):
-            path = role[slot]
+        for slot in ("key", "csr", "crt", "ca.crt", "acl"):  # acl: the broker's policy, broker/acl
+            path = role.get(slot)
             if path is not None:
                 assert Path(path).is_file(), (str(kill), role["folder"], slot, path)
                 reported.add(Path(path).relative_to(root).as_posix())
@@ -159,6 +160,8 @@ def _check_status_is_truthful(root: Path, kill: Kill) -> dict:
             load_private_key(path)
         elif path.suffix == ".csr":
             load_csr(path)
+        elif path.name == "acl":
+            assert read_policy_file(path) == default_policy(), (str(kill), path.read_text())  # never partial
         else:
             load_certificate(path)
     kill.leftovers = list(leftovers)

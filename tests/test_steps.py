@@ -51,11 +51,12 @@ def test_the_model_imports_no_cryptography_and_lower_layers_import_nothing_above
     layers = {
         1: {"diagram", "errors"},
         2: {"names", "files", "pem", "keys", "profile", "certificates", "ca", "csr", "sign", "options", "twins",
-            "steps"},
-        3: {"tlscontext", "handshake", "diagnose", "checks", "verify", "breakit", "explain"},
-        4: {"mqtt_client", "broker_embedded", "mosquitto", "mqtt_proof", "export"},
-        5: {"cli", "widgets", "graph", "course", "coursework", "coursefiles", "exercises", "mysteries", "__init__",
-            "__main__"},
+            "steps", "device", "renew", "crl", "acl", "intermediate", "rotate"},
+        3: {"tlscontext", "handshake", "diagnose", "checks", "verify", "breakit", "explain", "live"},
+        4: {"mqtt_client", "broker_embedded", "mosquitto", "mqtt_proof", "export", "export_device", "mqtt_access",
+            "daytwo"},
+        5: {"cli", "widgets", "graph", "course", "coursework", "coursefiles", "exercises", "mysteries",
+            "access_mysteries", "daytwo_mysteries", "chain_mysteries", "__init__", "__main__"},
     }
     layer_of = {m: n for n, mods in layers.items() for m in mods}
     package = REPO / "mqtt_pki_lab"

@@ -261,7 +261,7 @@ def test_each_file_is_parsed_once(built_lab: Path, monkeypatch: pytest.MonkeyPat
             return loader(path, *args, **kwargs)
         return load
 
-    for name in ("load_certificate", "load_csr", "load_private_key"):
+    for name in ("load_certificates", "load_csr", "load_private_key"):  # a certificate file: all its certificates
         monkeypatch.setattr(C, name, counting(getattr(C, name)))
     assert verify_lab(built_lab).ok
     assert len(seen) == len(L.ALL_FILES) and set(seen.values()) == {1}
@@ -295,10 +295,10 @@ def test_verify_lab_refuses_bad_input_clearly(built_lab: Path, tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def catalogue_dir(built_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def catalogue_dir(built_lab: Path, lab_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("catalogue")
-    for scenario in SCENARIOS:
-        break_lab(built_lab, scenario, work / scenario.id)
+    for scenario in SCENARIOS:  # a scenario of the chain breaks a lab built with --intermediate
+        break_lab(lab_factory(intermediate=True) if scenario.chain else built_lab, scenario, work / scenario.id)
     return work
 
 
@@ -306,10 +306,17 @@ def catalogue_dir(built_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_cli_prints_the_expected_diagnosis(scenario, catalogue_dir: Path) -> None:
     folder = catalogue_dir / scenario.id
     done = run_cli("verify", str(folder))
-    assert done.returncode == 1, done.stdout
     assert "Traceback" not in done.stdout + done.stderr
-    last = done.stdout.rstrip().splitlines()[-1]
     expected = scenario.expected
-    assert last.startswith(f"FAILED: arrow {expected.arrow} (") and f"), {expected.file}: " in last
+    if expected.intended:  # a revoked client: verify passes, and says the refusal is the point
+        assert done.returncode == 0, done.stdout
+        refused = next(line for line in done.stdout.splitlines() if "refused, as it must be" in line)
+        assert "certificate revoked" in refused and "revoked client is refused, as it must be" in done.stdout
+        diagnosis, _ = expected.judged(verify_lab(folder))
+        assert str(diagnosis).startswith(f"{L.step_label(expected.arrow)} (") and expected.phrase in str(diagnosis)
+        return
+    assert done.returncode == 1, done.stdout
+    last = done.stdout.rstrip().splitlines()[-1]
+    assert last.startswith(f"FAILED: {L.step_label(expected.arrow)} (") and f"), {expected.file}: " in last
     assert expected.phrase in last
     assert last == f"FAILED: {verify_lab(folder).diagnosis}"

@@ -83,6 +83,22 @@ QUESTIONS: dict[str, Question] = {q.id: q for q in (
                     "server.csr": "the CSR's job ended when the CA signed it; the broker never sends it again.",
                     "client.crt": "each client presents its own certificate in the handshake; the broker keeps "
                                   "none of them, only the CA's certificate to check them with."}),
+    Question("csr-proves", "A validly signed CSR asks for CN=door-lock. What has it proved? (key: the sender holds "
+             "the private key of the public key inside it; device: the sender is door-lock; name: the sender may "
+             "use the name door-lock; checked: the CA has checked the sender)",
+             ("key", "device", "name", "checked"), frozenset({"key"}),
+             "the CSR is signed with a key: what can a signature prove about whoever made it?",
+             "A CSR's signature (RFC 2986) proves possession of the key, and nothing about the name it asks for: "
+             "anyone can write any name into a CSR. The CA must learn by other means that the request really "
+             "comes from door-lock (handed over in person, on a provisioning bench, or sent by a device the CA "
+             "already trusts) before it signs that name.",
+             notebook="09_who_may_do_what.ipynb",
+             wrong={"device": "anyone can type CN=door-lock into a CSR made with their own key; the signature only "
+                              "ties the request to that key.",
+                    "name": "a CSR is a request, not a permission: deciding who may have a name is the CA's job, "
+                            "before it signs.",
+                    "checked": "the CSR is made before the CA sees it; checking the sender is what the CA must do "
+                               "next, by other means."}),
 )}
 
 
