@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import diagram as L
 from .diagram import ARROW_TITLES
-from .exercises import Feedback, normalise
+from .exercises import Feedback, normalise, wants_answer
 
 if TYPE_CHECKING:
     from .breakit import RawErrors, Scenario, SideError, VerifyRun
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 #: Wrong answers a student may give before the answer is shown anyway.
 TRIES_BEFORE_REVEAL = 3
-#: What a student types to see the answer without guessing further.
-SHOW_ME = frozenset({"show me", "show", "reveal", "give up", "i give up", "answer", "tell me"})
 #: The folder under the course's work folder where the mysteries' broken copies live.
 MYSTERY_FOLDER = "mysteries"
 HOSTNAME = "localhost"
@@ -315,11 +313,6 @@ def parse_arrow(answer: Any) -> int | str:
     if isinstance(answer, int):  # the arrows, and the day-two steps (11 revoke, 12 renew...) of the same model
         return answer if L.step_title(answer) is not None else f"{ask}; there is no arrow {answer}."
     return f"{ask}, not a {type(answer).__name__}."
-
-
-def wants_answer(answer: Any) -> bool:
-    """True when the student asks to see the answer (``"show me"``...)."""
-    return isinstance(answer, str) and normalise(answer) in SHOW_ME
 
 
 def answer_text(scenario: str | Scenario, folder: Path | None = None, hostname: str = HOSTNAME) -> str:

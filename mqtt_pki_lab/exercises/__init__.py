@@ -28,6 +28,7 @@ import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import PurePath
 from typing import Any
 
 from ..coursework import record
@@ -161,6 +162,28 @@ def check(exercise_id: str, answer: Any = Ellipsis, /, **context: Any) -> Feedba
 def normalise(answer: Any) -> str:
     """A typed answer as comparable text: stripped, lower case, inner spaces folded, quotes dropped."""
     return " ".join(str(answer).strip().strip("'\"`").lower().split())
+
+
+#: What a student types to see a mystery's answer without guessing further.
+SHOW_ME = frozenset({"show me", "show", "reveal", "give up", "i give up", "answer", "tell me"})
+
+
+def wants_answer(answer: Any) -> bool:
+    """True when the student asks to see the answer (``"show me"``...)."""
+    return isinstance(answer, str) and normalise(answer) in SHOW_ME
+
+
+def reveal(story: str) -> Feedback:
+    """The answer shown on request (:data:`SHOW_ME`): the whole story, not counted as right."""
+    return Feedback(False, f"The answer: {story}")
+
+
+def typed_path(answer: Any) -> str | None:
+    """A file path typed as an answer, comparable: :func:`normalise`d, ``/`` separators, no leading ``./``;
+    None when the answer is not text (or a path)."""
+    if not isinstance(answer, str | PurePath):
+        return None
+    return normalise(answer).replace("\\", "/").removeprefix("./")
 
 
 def _short(error: BaseException) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import exercise, right
+from . import exercise, reveal, right, typed_path, wants_answer
 
 NOTEBOOK = "09_who_may_do_what.ipynb"
 
@@ -239,16 +239,6 @@ def _p12(answer: Any) -> Any:
 
 # --- the two mysteries (mqtt_pki_lab.access_mysteries) ----------------------------------------------------------
 
-#: What a student types to see the story without guessing further (as in notebook 07).
-_SHOW_ME = frozenset({"show me", "show", "reveal", "give up", "i give up", "answer", "tell me"})
-
-
-def _file_answer(answer: Any) -> str | None:
-    if not isinstance(answer, str | Path):
-        return None
-    return str(answer).strip().replace("\\", "/").removeprefix("./").lower()
-
-
 _TOPIC_STORY = ("broker/acl, the broker's policy. Both clients proved who they are (CONNACK: Success), the "
                 "subscription was granted and the reading acknowledged: the certificates did their job. Then, for "
                 "each message on its way out, mosquitto asks the policy whether the subscriber may `read` its topic. "
@@ -273,13 +263,11 @@ _TOPIC_HINTS = {
                "does the broker read to decide what each username may receive?",
           hints=tuple(_TOPIC_HINTS.values()))
 def _mystery_topic(answer: Any) -> Any:
-    from . import Feedback
-
-    typed = _file_answer(answer)
+    typed = typed_path(answer)
     if typed is None:
         return "give the file's path inside the lab folder as text, e.g. \"broker/server.crt\"."
-    if typed in _SHOW_ME:
-        return Feedback(False, f"The answer: {_TOPIC_STORY}")
+    if wants_answer(answer):
+        return reveal(_TOPIC_STORY)
     name = typed.rsplit("/", 1)[-1]
     if typed in ("broker/acl", "acl") or typed.endswith("/broker/acl"):
         return right(_TOPIC_STORY)
@@ -317,13 +305,11 @@ _KEY_HINTS = {
                "public key fingerprints: which one was not made for this device?",
           hints=tuple(_KEY_HINTS.values()))
 def _mystery_key(answer: Any) -> Any:
-    from . import Feedback
-
-    typed = _file_answer(answer)
+    typed = typed_path(answer)
     if typed is None:
         return "give a file name of the device's folder as text, e.g. \"client.csr\"."
-    if typed in _SHOW_ME:
-        return Feedback(False, f"The answer: {_KEY_STORY}")
+    if wants_answer(answer):
+        return reveal(_KEY_STORY)
     folder, _, name = typed.rpartition("/")
     if folder and not folder.endswith(("device-garage-door", "mysteries/device-garage-door")):
         return _KEY_HINTS["lab"].format(file=str(answer).strip()[:60])

@@ -25,14 +25,10 @@ import re
 from typing import Any
 
 from .. import mysteries as M
-from . import Feedback, Verdict, exercise, normalise, right
+from . import Feedback, Verdict, exercise, normalise, reveal, right, typed_path, wants_answer
 
 NOTEBOOK = "11_a_longer_chain.ipynb"
 LEAF, INTERMEDIATE, ROOT = "leaf", "intermediate", "root"
-
-
-def _reveal(story: str) -> Feedback:
-    return Feedback(False, f"The answer: {story}")
 
 
 #: The verdict on an answer whose parts still hold the notebook's ``...`` placeholder.
@@ -322,8 +318,8 @@ _MISSING_HINTS = {
                "does the file hold?",
           hints=(*_MISSING_HINTS.values(), M.NO_FILE_HINT))
 def _mystery_missing(answer: Any) -> Verdict:
-    if M.wants_answer(answer):
-        return _reveal(_MISSING_STORY + _verify_says("chain-mystery-1", "server-without-intermediate"))
+    if wants_answer(answer):
+        return reveal(_MISSING_STORY + _verify_says("chain-mystery-1", "server-without-intermediate"))
     picked = M.parse_arrow(answer)
     if isinstance(picked, str):
         return picked.replace("1 to 10", "1 to 10, or a step 13-15 (the intermediate's)")
@@ -368,9 +364,9 @@ _TRUST_HINTS = {
 def _mystery_trust(answer: Any) -> Verdict:
     if not isinstance(answer, str):
         return _TRUST_HINTS["not-text"]
-    if M.wants_answer(answer):
-        return _reveal(_TRUST_STORY + _verify_says("chain-mystery-2", "intermediate-in-broker-trust"))
-    typed = normalise(answer).replace("\\", "/").removeprefix("./")
+    if wants_answer(answer):
+        return reveal(_TRUST_STORY + _verify_says("chain-mystery-2", "intermediate-in-broker-trust"))
+    typed = typed_path(answer)
     name = typed.rsplit("/", 1)[-1]
     if typed == "broker/ca.crt":
         return right(_TRUST_STORY + _verify_says("chain-mystery-2", "intermediate-in-broker-trust"))

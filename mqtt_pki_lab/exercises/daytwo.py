@@ -21,15 +21,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import Feedback, Verdict, exercise, normalise, right
+from . import Verdict, exercise, normalise, reveal, right, typed_path, wants_answer
 
 NOTEBOOK = "10_day_two.ipynb"
 #: What a student types to see the story without guessing further (as in notebooks 07 and 09).
-SHOW_ME = frozenset({"show me", "show", "reveal", "give up", "i give up", "answer", "tell me"})
-
-
-def _reveal(story: str) -> Feedback:
-    return Feedback(False, f"The answer: {story}")
 
 
 # --- revoke-reason ------------------------------------------------------------------------------------------
@@ -196,8 +191,8 @@ def _judge_step(answer: Any, step: int, story: str, hints: dict[int, str], other
     ``other``; "show me" shows the story; what is not a step number gets a sentence."""
     from ..mysteries import parse_arrow
 
-    if isinstance(answer, str) and normalise(answer) in SHOW_ME:
-        return _reveal(story)
+    if wants_answer(answer):
+        return reveal(story)
     picked = parse_arrow(answer)
     if isinstance(picked, str):
         return picked.replace("1 to 10", "1 to 10, or a day-two step (11 revoke, 12 renew)")
@@ -252,22 +247,16 @@ _STALE_FILE_HINTS = {
 }
 
 
-def _file(answer: Any) -> str | None:
-    if not isinstance(answer, str):
-        return None
-    return answer.strip().strip("'\"`").replace("\\", "/").removeprefix("./").lower()
-
-
 @exercise("daytwo-mystery-stale", NOTEBOOK, "day-two mystery 2: the file at fault when every client is refused",
           hint="the broker refused every client with the same words. Which file does the broker check every client "
                "against, besides ca.crt?",
           hints=tuple(_STALE_FILE_HINTS.values()))
 def _mystery_stale(answer: Any) -> Verdict:
-    typed = _file(answer)
+    typed = typed_path(answer) if isinstance(answer, str) else None
     if typed is None:
         return _STALE_FILE_HINTS["not-text"]
-    if typed in SHOW_ME:
-        return _reveal(_STALE_STORY)
+    if wants_answer(answer):
+        return reveal(_STALE_STORY)
     name = typed.rsplit("/", 1)[-1]
     if typed == "broker/crl.pem":
         return right(_STALE_STORY)
@@ -344,11 +333,11 @@ _OLD_ROOT_HINTS = {
                "which roots does this client's copy hold (inspect it)?",
           hints=tuple(_OLD_ROOT_HINTS.values()))
 def _mystery_old_root(answer: Any) -> Verdict:
-    typed = _file(answer)
+    typed = typed_path(answer) if isinstance(answer, str) else None
     if typed is None:
         return _OLD_ROOT_HINTS["not-text"]
-    if typed in SHOW_ME:
-        return _reveal(_OLD_ROOT_STORY)
+    if wants_answer(answer):
+        return reveal(_OLD_ROOT_STORY)
     name = typed.rsplit("/", 1)[-1]
     if typed == "client/ca.crt":
         return right(_OLD_ROOT_STORY)
