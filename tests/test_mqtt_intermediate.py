@@ -31,6 +31,7 @@ from mqtt_pki_lab.broker_embedded import EmbeddedBroker
 from mqtt_pki_lab.crl import revoke
 from mqtt_pki_lab.mqtt_client import mqtt_round_trip
 from mqtt_pki_lab.mqtt_proof import GOOD_CLIENT, REVOKED_CLIENT, mqtt_check
+from mqtt_pki_lab.mysteries import MOSQUITTO_PUB_WORDS
 from mqtt_pki_lab.pem import load_certificates
 from mqtt_pki_lab.steps import BuildOptions, Lab
 
@@ -114,7 +115,9 @@ def test_mosquitto_clients_refuse_a_broker_without_its_chain(owned_chain) -> Non
     with _mosquitto(lab, account) as (_broker, port, _log):
         refused, _ = _publish(lab, L.FIRST_CLIENT, port, account)
     assert refused.returncode != 0, refused.stdout
-    assert "certificate verify failed" in refused.stderr or "Error" in refused.stderr, refused.stderr
+    # mosquitto_pub's own TLS refuses the broker (no intermediate after the leaf): its words for that, which depend
+    # on timing (mysteries.MOSQUITTO_PUB_WORDS; seen here as "Unable to connect (A TLS error occurred.).")
+    assert refused.stderr.strip() in MOSQUITTO_PUB_WORDS["client refused"], refused.stderr
 
 
 def test_the_embedded_broker_serves_the_chain_and_refuses_the_revoked_device(chain_source: Path) -> None:
